@@ -1,0 +1,362 @@
+// Package cargo builds Rust crates into WASI modules with the user's cargo
+// and rustc, and caches the result by a hash of everything the build reads.
+package cargo
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/orkrun/ork/internal/wasmstrip"
+)
+
+// Builder builds crates. Its zero value is not usable; use New.
+type Builder struct {
+	cacheDir string
+	cargo    string
+	rustc    string
+	log      io.Writer
+
+	mu        sync.Mutex
+	toolchain *toolchain
+	locks     map[string]*sync.Mutex
+}
+
+// New returns a Builder caching modules under cacheDir. cargo and rustc come
+// from $CARGO and $RUSTC when set, else from PATH. Build progress (cargo's
+// own output) goes to log.
+func New(cacheDir string, log io.Writer) *Builder {
+	b := &Builder{cacheDir: cacheDir, cargo: "cargo", rustc: "rustc", log: log, locks: map[string]*sync.Mutex{}}
+	if v := os.Getenv("CARGO"); v != "" {
+		b.cargo = v
+	}
+	if v := os.Getenv("RUSTC"); v != "" {
+		b.rustc = v
+	}
+	if b.log == nil {
+		b.log = io.Discard
+	}
+	return b
+}
+
+// Module is a built module.
+type Module struct {
+	Path   string // the cached, stripped .wasm
+	Cached bool   // true when no build was needed
+	Target string // the WASI target it was built for
+}
+
+type toolchain struct {
+	rustcVersion string // "1.63.0"
+	verbose      string // rustc -vV
+	target       string
+}
+
+// Error explains a build failure, with what to do about it.
+type Error struct {
+	Crate string
+	Msg   string
+	Err   error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("building crate %s: %s: %v", e.Crate, e.Msg, e.Err)
+	}
+	return fmt.Sprintf("building crate %s: %s", e.Crate, e.Msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+const debianHint = "on Debian 12: apt-get install rustc cargo libstd-rust-dev-wasm32 lld-14, then set CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc and the wasm32-wasi linker to wasm-ld-14 in cargo's config (see the README)"
+
+func (b *Builder) detect(ctx context.Context, display string) (*toolchain, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.toolchain != nil {
+		return b.toolchain, nil
+	}
+	if _, err := exec.LookPath(b.cargo); err != nil {
+		return nil, &Error{Crate: display, Msg: fmt.Sprintf("cargo (%q) was not found: install Rust with rustup and run `rustup target add wasm32-wasip1`, or %s; set $CARGO to use another cargo", b.cargo, debianHint)}
+	}
+	out, err := exec.CommandContext(ctx, b.rustc, "-vV").Output()
+	if err != nil {
+		return nil, &Error{Crate: display, Msg: fmt.Sprintf("running %q -vV failed: install Rust with rustup, or %s; set $RUSTC to use another rustc", b.rustc, debianHint), Err: err}
+	}
+	tc := &toolchain{verbose: string(out)}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "release: "); ok {
+			tc.rustcVersion = strings.TrimSpace(v)
+		}
+	}
+	tc.target = TargetFor(tc.rustcVersion)
+	sysroot, err := exec.CommandContext(ctx, b.rustc, "--print", "sysroot").Output()
+	if err != nil {
+		return nil, &Error{Crate: display, Msg: fmt.Sprintf("running %q --print sysroot failed", b.rustc), Err: err}
+	}
+	lib := filepath.Join(strings.TrimSpace(string(sysroot)), "lib", "rustlib", tc.target)
+	if _, err := os.Stat(lib); err != nil {
+		return nil, &Error{Crate: display, Msg: fmt.Sprintf("the Rust target %s is not installed for %s (rustc %s): run `rustup target add %s`, or %s",
+			tc.target, b.rustc, tc.rustcVersion, tc.target, debianHint)}
+	}
+	b.toolchain = tc
+	return tc, nil
+}
+
+// TargetFor picks the WASI target name for a rustc version: wasm32-wasi was
+// renamed wasm32-wasip1 (the old name was removed in Rust 1.84; the new one
+// exists since 1.78).
+func TargetFor(rustcVersion string) string {
+	parts := strings.SplitN(rustcVersion, ".", 3)
+	if len(parts) >= 2 {
+		major, _ := strconv.Atoi(parts[0])
+		minor, _ := strconv.Atoi(parts[1])
+		if major == 1 && minor < 78 {
+			return "wasm32-wasi"
+		}
+	}
+	return "wasm32-wasip1"
+}
+
+func (b *Builder) lock(dir string) func() {
+	b.mu.Lock()
+	l, ok := b.locks[dir]
+	if !ok {
+		l = &sync.Mutex{}
+		b.locks[dir] = l
+	}
+	b.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// Build builds the crate at dir (a directory with Cargo.toml) in release mode
+// for WASI, unless a module built from the same sources, lock file and
+// toolchain is already cached. display names the crate in messages.
+func (b *Builder) Build(ctx context.Context, dir, display string) (*Module, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer b.lock(abs)()
+	if _, err := os.Stat(filepath.Join(abs, "Cargo.toml")); err != nil {
+		return nil, &Error{Crate: display, Msg: "no Cargo.toml in " + display}
+	}
+	tc, err := b.detect(ctx, display)
+	if err != nil {
+		return nil, err
+	}
+	key, bin, err := b.sourceKey(ctx, abs, display, tc)
+	if err != nil {
+		return nil, err
+	}
+	cached := filepath.Join(b.cacheDir, "modules", key+".wasm")
+	if _, err := os.Stat(cached); err == nil {
+		return &Module{Path: cached, Cached: true, Target: tc.target}, nil
+	}
+	fmt.Fprintf(b.log, "building %s (cargo, %s, rustc %s)\n", display, tc.target, tc.rustcVersion)
+	cmd := exec.CommandContext(ctx, b.cargo, "build", "--release", "--target", tc.target,
+		"--manifest-path", filepath.Join(abs, "Cargo.toml"), "--message-format=json-render-diagnostics", "--bin", bin)
+	cmd.Env = append(os.Environ(), "RUSTC="+b.rustc)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = b.log
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &Error{Crate: display, Msg: "cargo build failed (its errors are above)", Err: err}
+	}
+	artifact, err := findArtifact(stdout.Bytes(), bin)
+	if err != nil {
+		return nil, &Error{Crate: display, Msg: err.Error()}
+	}
+	raw, err := os.ReadFile(artifact)
+	if err != nil {
+		return nil, &Error{Crate: display, Msg: "reading the built module", Err: err}
+	}
+	stripped, err := wasmstrip.Strip(raw)
+	if err != nil {
+		return nil, &Error{Crate: display, Msg: "the built module " + artifact + " is not valid WebAssembly", Err: err}
+	}
+	if err := writeAtomic(cached, stripped); err != nil {
+		return nil, &Error{Crate: display, Msg: "caching the module", Err: err}
+	}
+	return &Module{Path: cached, Target: tc.target}, nil
+}
+
+type metadata struct {
+	Packages []struct {
+		Name         string  `json:"name"`
+		ID           string  `json:"id"`
+		Source       *string `json:"source"`
+		ManifestPath string  `json:"manifest_path"`
+		Targets      []struct {
+			Name string   `json:"name"`
+			Kind []string `json:"kind"`
+		} `json:"targets"`
+	} `json:"packages"`
+	Resolve *struct {
+		Root *string `json:"root"`
+	} `json:"resolve"`
+	WorkspaceRoot string `json:"workspace_root"`
+}
+
+// sourceKey hashes the toolchain, the lock file and the sources of every
+// local package the crate builds from (its own and path dependencies).
+func (b *Builder) sourceKey(ctx context.Context, dir, display string, tc *toolchain) (string, string, error) {
+	cmd := exec.CommandContext(ctx, b.cargo, "metadata", "--format-version", "1", "--manifest-path", filepath.Join(dir, "Cargo.toml"))
+	cmd.Env = append(os.Environ(), "RUSTC="+b.rustc)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", "", &Error{Crate: display, Msg: "cargo metadata failed: " + strings.TrimSpace(stderr.String())}
+	}
+	var md metadata
+	if err := json.Unmarshal(out, &md); err != nil {
+		return "", "", &Error{Crate: display, Msg: "reading cargo metadata", Err: err}
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "ork-cargo-v1\n%s\n%s\n", tc.verbose, tc.target)
+	bin := ""
+	var dirs []string
+	for _, p := range md.Packages {
+		if p.Source != nil {
+			fmt.Fprintf(h, "dep %s\n", p.ID) // registry packages: the version pins the content
+			continue
+		}
+		pdir := filepath.Dir(p.ManifestPath)
+		dirs = append(dirs, pdir)
+		if pdir == dir {
+			var bins []string
+			for _, t := range p.Targets {
+				for _, k := range t.Kind {
+					if k == "bin" {
+						bins = append(bins, t.Name)
+					}
+				}
+			}
+			switch len(bins) {
+			case 0:
+				return "", "", &Error{Crate: display, Msg: "the crate has no binary target: an ork module is a WASI program; put the #[executor] struct or #[ork::task] function in src/main.rs"}
+			case 1:
+				bin = bins[0]
+			default:
+				return "", "", &Error{Crate: display, Msg: fmt.Sprintf("the crate has several binary targets (%s): keep one per crate", strings.Join(bins, ", "))}
+			}
+		}
+	}
+	if bin == "" {
+		return "", "", &Error{Crate: display, Msg: "cargo metadata does not list the crate itself"}
+	}
+	sort.Strings(dirs)
+	for _, d := range dirs {
+		if err := hashTree(h, d); err != nil {
+			return "", "", &Error{Crate: display, Msg: "hashing sources", Err: err}
+		}
+	}
+	if lock, err := os.ReadFile(filepath.Join(md.WorkspaceRoot, "Cargo.lock")); err == nil {
+		h.Write([]byte("lock\n"))
+		h.Write(lock)
+	}
+	return hex.EncodeToString(h.Sum(nil)), bin, nil
+}
+
+// hashTree hashes every file under dir except build output and hidden
+// entries.
+func hashTree(h io.Writer, dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if path != dir && (strings.HasPrefix(name, ".") || (d.IsDir() && name == "target")) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() || !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		fmt.Fprintf(h, "file %s %x\n", filepath.ToSlash(rel), sum)
+		return nil
+	})
+}
+
+func findArtifact(out []byte, bin string) (string, error) {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	var found string
+	for sc.Scan() {
+		var msg struct {
+			Reason string `json:"reason"`
+			Target struct {
+				Name string   `json:"name"`
+				Kind []string `json:"kind"`
+			} `json:"target"`
+			Filenames  []string `json:"filenames"`
+			Executable *string  `json:"executable"`
+		}
+		if json.Unmarshal(sc.Bytes(), &msg) != nil || msg.Reason != "compiler-artifact" || msg.Target.Name != bin {
+			continue
+		}
+		if msg.Executable != nil && strings.HasSuffix(*msg.Executable, ".wasm") {
+			found = *msg.Executable
+			continue
+		}
+		for _, f := range msg.Filenames {
+			if strings.HasSuffix(f, ".wasm") {
+				found = f
+			}
+		}
+	}
+	if found == "" {
+		return "", errors.New("cargo reported no .wasm artifact for the binary " + bin)
+	}
+	return found, nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

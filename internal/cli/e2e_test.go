@@ -1,0 +1,423 @@
+package cli_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orkrun/ork/internal/testguests"
+)
+
+var orkBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ork-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	orkBin = filepath.Join(dir, "ork")
+	cmd := exec.Command("go", "build", "-o", orkBin, "./cmd/ork")
+	cmd.Dir = testguests.RepoRoot()
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building ork:", err)
+		os.Exit(1)
+	}
+	testguests.UseDebianToolchain()
+	os.Setenv("ORK_CACHE_DIR", testguests.CacheDir())
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code   int
+	stdout string
+	stderr string
+}
+
+func ork(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(orkBin, args...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return result{code, stdout.String(), stderr.String()}
+}
+
+type summary struct {
+	RunID    string `json:"run_id"`
+	Workflow string `json:"workflow"`
+	Status   string `json:"status"`
+	Tasks    map[string]struct {
+		Status     string          `json:"status"`
+		Attempts   int             `json:"attempts"`
+		DurationMS *float64        `json:"duration_ms"`
+		Output     json.RawMessage `json:"output"`
+		Error      *string         `json:"error"`
+		Metrics    []struct {
+			Name   string            `json:"name"`
+			Value  float64           `json:"value"`
+			Labels map[string]string `json:"labels"`
+		} `json:"metrics"`
+	} `json:"tasks"`
+}
+
+func decodeSummary(t *testing.T, r result) summary {
+	t.Helper()
+	var s summary
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&s), "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	require.False(t, dec.More(), "stdout holds more than one JSON document")
+	return s
+}
+
+// writeProject writes files (path -> content) into a new project directory.
+func writeProject(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(t, os.WriteFile(full, []byte(c), 0o644))
+	}
+	return dir
+}
+
+func copyModule(t *testing.T, dir, guest, name string) {
+	t.Helper()
+	b := testguests.Bytes(t, guest)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "modules"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "modules", name), b, 0o644))
+}
+
+func TestSalesExampleEndToEnd(t *testing.T) {
+	dir := filepath.Join(testguests.RepoRoot(), "examples", "sales")
+	r := ork(t, dir, "validate", "workflows/sales.yaml")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "workflows/sales.yaml: workflow \"sales_report\" is valid (4 tasks)\n", r.stdout)
+
+	r = ork(t, dir, "run", "workflows/sales.yaml", "--json")
+	require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
+	s := decodeSummary(t, r)
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(dir, ".ork", "runs", s.RunID)) })
+	assert.Equal(t, "sales_report", s.Workflow)
+	assert.Equal(t, "succeeded", s.Status)
+	require.Len(t, s.Tasks, 4)
+	for name, task := range s.Tasks {
+		assert.Equal(t, "succeeded", task.Status, name)
+		assert.Equal(t, 1, task.Attempts, name)
+		assert.Nil(t, task.Error, name)
+		require.NotNil(t, task.DurationMS, name)
+		assert.Greater(t, *task.DurationMS, 0.0, name)
+	}
+	var report struct {
+		Total      float64 `json:"total"`
+		TopRegion  string  `json:"top_region"`
+		TopProduct string  `json:"top_product"`
+		File       string  `json:"file"`
+	}
+	require.NoError(t, json.Unmarshal(s.Tasks["report"].Output, &report))
+	assert.Equal(t, 1011.26, report.Total)
+	assert.Equal(t, "north", report.TopRegion)
+	assert.Equal(t, "gadget", report.TopProduct)
+	assert.Equal(t, "/output/report.md", report.File)
+	md, err := os.ReadFile(filepath.Join(dir, ".ork", "runs", s.RunID, "report", "output", "report.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "| north | 444.97 | 3 |")
+
+	var byProduct struct {
+		Groups []struct {
+			Key   string  `json:"key"`
+			Total float64 `json:"total"`
+		} `json:"groups"`
+	}
+	require.NoError(t, json.Unmarshal(s.Tasks["by_product"].Output, &byProduct))
+	require.Len(t, byProduct.Groups, 2) // top: 2
+	assert.Equal(t, "gadget", byProduct.Groups[0].Key)
+	assert.Equal(t, 596.0, byProduct.Groups[0].Total)
+
+	load := s.Tasks["load"].Metrics
+	require.Len(t, load, 1)
+	assert.Equal(t, "rows_loaded", load[0].Name)
+	assert.Equal(t, 10.0, load[0].Value)
+	assert.Equal(t, map[string]string{"task": "load", "workflow": "sales_report"}, load[0].Labels)
+	assert.Len(t, s.Tasks["by_region"].Metrics, 4)
+
+	// Human progress went to stderr, with a summary table.
+	assert.Contains(t, r.stderr, "load        started")
+	assert.Contains(t, r.stderr, "load        | INFO loaded 10 rows from data/sales.csv")
+	assert.Contains(t, r.stderr, "TASK        STATUS     DURATION")
+	assert.Regexp(t, `report +succeeded +[0-9.]+[mµ]?s +revenue_total\{currency=EUR,task=report\} 1011.26`, r.stderr)
+
+	// The run directory keeps the summary and each task's log.
+	_, err = os.Stat(filepath.Join(dir, ".ork", "runs", s.RunID, "summary.json"))
+	assert.NoError(t, err)
+	log, err := os.ReadFile(filepath.Join(dir, ".ork", "runs", s.RunID, "load", "task.log"))
+	require.NoError(t, err)
+	assert.Contains(t, string(log), "loaded 10 rows")
+}
+
+func TestInitValidateRun(t *testing.T) {
+	dir := t.TempDir()
+	r := ork(t, dir, "init", "demo")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "ork run workflows/hello.yaml")
+	demo := filepath.Join(dir, "demo")
+
+	r = ork(t, demo, "validate", "workflows/hello.yaml")
+	require.Equal(t, 0, r.code, r.stderr)
+
+	r = ork(t, demo, "run", "workflows/hello.yaml")
+	require.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "greet | INFO greeted 3 people")
+	assert.Regexp(t, `count +succeeded`, r.stdout)
+
+	r = ork(t, demo, "run", "workflows/hello.yaml", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	assert.JSONEq(t, `{"greetings":["Hello, Ada!","Hello, Grace!","Hello, Linus!"]}`, string(s.Tasks["greet"].Output))
+	assert.JSONEq(t, `{"total":3,"long":3}`, string(s.Tasks["count"].Output))
+	assert.NotContains(t, r.stderr, "building", "the second run must not rebuild")
+
+	r = ork(t, dir, "init", "demo")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "already exists and is not empty")
+}
+
+func probeProject(t *testing.T, workflow string) string {
+	t.Helper()
+	files := map[string]string{
+		"ork.yaml": "executors:\n  limited:\n    type: rust\n    sandbox:\n      memory: 32MiB\n      timeout: 5s\n",
+		"wf.yaml":  workflow,
+	}
+	for _, a := range []string{"echo", "fail", "spin", "alloc", "trap", "panic"} {
+		files["tasks/"+a+".yaml"] = "module: modules/probe.wasm\nparams:\n  action: " + a + "\n  mb: 100\n  message: boom\n"
+	}
+	dir := writeProject(t, files)
+	copyModule(t, dir, "probe", "probe.wasm")
+	return dir
+}
+
+func TestFailureSkipsDownstreamAndBranchesFinish(t *testing.T) {
+	dir := probeProject(t, `name: failing
+tasks:
+  ok:
+    executor: rust
+    config_file: tasks/echo.yaml
+  bad:
+    executor: rust
+    config_file: tasks/fail.yaml
+  after_bad:
+    executor: rust
+    config_file: tasks/echo.yaml
+    depends_on: [bad]
+  after_ok:
+    executor: rust
+    config_file: tasks/echo.yaml
+    depends_on: [ok]
+`)
+	r := ork(t, dir, "run", "wf.yaml", "--json")
+	assert.Equal(t, 1, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	assert.Equal(t, "failed", s.Status)
+	assert.Equal(t, "succeeded", s.Tasks["ok"].Status)
+	assert.Equal(t, "succeeded", s.Tasks["after_ok"].Status)
+	assert.Equal(t, "failed", s.Tasks["bad"].Status)
+	require.NotNil(t, s.Tasks["bad"].Error)
+	assert.Equal(t, "boom", *s.Tasks["bad"].Error)
+	assert.Equal(t, "skipped", s.Tasks["after_bad"].Status)
+	assert.JSONEq(t, "null", string(s.Tasks["after_bad"].Output))
+	assert.Contains(t, r.stderr, `after_bad  skipped: upstream task "bad" failed`)
+	// The upstream output reached the downstream task.
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(s.Tasks["after_ok"].Output, &out))
+	assert.Contains(t, out["upstream"], "ok")
+}
+
+func TestLimitsThroughOrkRun(t *testing.T) {
+	dir := probeProject(t, `name: limits
+tasks:
+  memory:
+    executor: limited
+    config_file: tasks/alloc.yaml
+  time:
+    executor: limited
+    config_file: tasks/spin.yaml
+    timeout: 300ms
+  trap:
+    executor: limited
+    config_file: tasks/trap.yaml
+  panic:
+    executor: limited
+    config_file: tasks/panic.yaml
+`)
+	r := ork(t, dir, "run", "wf.yaml", "--json")
+	assert.Equal(t, 1, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	errs := map[string]string{}
+	for name, task := range s.Tasks {
+		assert.Equal(t, "failed", task.Status, name)
+		require.NotNil(t, task.Error, name)
+		errs[name] = *task.Error
+	}
+	assert.Contains(t, errs["memory"], "exceeded the memory limit of 32 MiB (sandbox.memory)")
+	assert.Equal(t, "timed out after 300ms (sandbox.timeout)", errs["time"])
+	assert.Contains(t, errs["trap"], "trapped in probe_trap: unreachable")
+	assert.Contains(t, errs["panic"], "panicked at")
+	assert.Contains(t, errs["panic"], "probe panic")
+}
+
+func TestInterruptCancelsRunningSandboxes(t *testing.T) {
+	dir := probeProject(t, `name: long
+tasks:
+  spin:
+    executor: rust
+    config_file: tasks/spin.yaml
+  later:
+    executor: rust
+    config_file: tasks/echo.yaml
+    depends_on: [spin]
+`)
+	cmd := exec.Command(orkBin, "run", "wf.yaml", "--json")
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(stderr.String(), "spin   started") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Contains(t, stderr.String(), "spin   started")
+	sent := time.Now()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	err := cmd.Wait()
+	elapsed := time.Since(sent)
+	ee, ok := err.(*exec.ExitError)
+	require.True(t, ok, "expected a non-zero exit, got %v", err)
+	assert.Equal(t, 130, ee.ExitCode(), stderr.String())
+	assert.Less(t, elapsed, 10*time.Second)
+	s := decodeSummary(t, result{stdout: stdout.String(), stderr: stderr.String()})
+	assert.Equal(t, "cancelled", s.Status)
+	assert.Equal(t, "cancelled", s.Tasks["spin"].Status)
+	assert.Equal(t, "skipped", s.Tasks["later"].Status)
+}
+
+func TestInvalidInputExitsTwoWithPosition(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"ork.yaml": "executors: {}\n",
+		"wf.yaml":  "name: bad\ntasks:\n  a:\n    executor: rust\n    config_file: a.yaml\n    depends_on: [b]\n  b:\n    executor: rust\n    config_file: a.yaml\n    depends_on: [a]\n",
+		"a.yaml":   "module: nothing.wasm\n",
+	})
+	r := ork(t, dir, "run", "wf.yaml")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "wf.yaml:")
+	assert.NotContains(t, r.stderr, "goroutine")
+
+	r = ork(t, dir, "run")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "expects a workflow file")
+
+	r = ork(t, dir, "run", "wf.yaml", "--concurrency", "0")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "--concurrency must be at least 1")
+
+	r = ork(t, dir, "run", "missing.yaml")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "missing.yaml")
+
+	r = ork(t, dir, "frobnicate")
+	assert.Equal(t, 2, r.code)
+}
+
+func TestPythonExecutorsAreNotSupportedYet(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"ork.yaml": "executors:\n  transform:\n    type: executors.transform:TransformExecutor\n",
+		"wf.yaml":  "name: py\ntasks:\n  t:\n    executor: transform\n    config_file: t.yaml\n",
+		"t.yaml":   "x: 1\n",
+	})
+	r := ork(t, dir, "run", "wf.yaml")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "wf.yaml:4:5: task \"t\" uses executor \"transform\" (type executors.transform:TransformExecutor): Python executors are not supported yet")
+}
+
+func TestModuleForAnotherABIVersionIsRefused(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"ork.yaml": "executors:\n  old:\n    type: modules/v2.wasm\n",
+		"wf.yaml":  "name: v\ntasks:\n  t:\n    executor: old\n",
+	})
+	copyModule(t, dir, "abi-v2", "v2.wasm")
+	r := ork(t, dir, "run", "wf.yaml")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "module modules/v2.wasm was built for ork host ABI v2, but this ork speaks v1: upgrade ork, or rebuild it with an ork SDK for ABI v1")
+}
+
+func TestCustomExecutorConfigAndErrors(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"ork.yaml": `executors:
+  hello:
+    type: modules/executor-probe.wasm
+    config:
+      greeting: hi
+  broken:
+    type: modules/executor-probe.wasm
+    config:
+      greting: typo
+  refusing:
+    type: modules/executor-probe.wasm
+    config:
+      greeting: hi
+      fail_new: true
+`,
+		"wf.yaml": `name: exec
+tasks:
+  first:
+    executor: hello
+    config_file: tasks/first.yaml
+  second:
+    executor: hello
+    depends_on: [first]
+  broken:
+    executor: broken
+  refusing:
+    executor: refusing
+`,
+		"tasks/first.yaml": "rows: 3\n",
+	})
+	copyModule(t, dir, "executor-probe", "executor-probe.wasm")
+	r := ork(t, dir, "run", "wf.yaml", "--json")
+	assert.Equal(t, 1, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	assert.Equal(t, "succeeded", s.Tasks["first"].Status)
+	assert.JSONEq(t, `{"greeting":"hi","config_file":"tasks/first.yaml","config_len":8,"upstream_keys":[]}`, string(s.Tasks["first"].Output))
+	assert.Equal(t, "succeeded", s.Tasks["second"].Status)
+	var second map[string]any
+	require.NoError(t, json.Unmarshal(s.Tasks["second"].Output, &second))
+	assert.Equal(t, []any{"first"}, second["upstream_keys"])
+	require.Len(t, s.Tasks["first"].Metrics, 1)
+	assert.Equal(t, map[string]string{"task": "first", "workflow": "exec"}, s.Tasks["first"].Metrics[0].Labels)
+
+	require.NotNil(t, s.Tasks["broken"].Error)
+	assert.Contains(t, *s.Tasks["broken"].Error, "invalid executor config for executor `broken` (ork.yaml executors.broken.config)")
+	assert.Contains(t, *s.Tasks["broken"].Error, "greeting")
+	require.NotNil(t, s.Tasks["refusing"].Error)
+	assert.Contains(t, *s.Tasks["refusing"].Error, "refusing to start")
+}

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	goruntime "runtime"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orkrun/ork/internal/cargo"
+	"github.com/orkrun/ork/internal/project"
+	"github.com/orkrun/ork/internal/runner"
+	"github.com/orkrun/ork/runtime"
+)
+
+// RunOptions are the inputs of `ork run`.
+type RunOptions struct {
+	IO          *IO
+	Project     string
+	Workflow    string
+	Concurrency int
+	JSON        bool
+}
+
+// NewCmdRun builds `ork run`. runF replaces the logic in tests.
+func NewCmdRun(ios *IO, runF func(context.Context, *RunOptions) error) *cobra.Command {
+	opts := &RunOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "run WORKFLOW",
+		Short: "Run a workflow, every task in its own sandbox",
+		Long: `Run a workflow file. Tasks start as soon as their dependencies succeed, up to
+--concurrency at a time; a failed task skips everything downstream. Progress
+and a summary table are printed; with --json, stdout carries one JSON document
+and progress goes to stderr.
+
+Exit status: 0 when every task succeeded, 1 otherwise, 2 for invalid input,
+130 when interrupted.`,
+		Example: "  ork run workflows/hello.yaml\n  ork run workflows/hello.yaml --json --concurrency 4",
+		Args:    exactArgs(1, "a workflow file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Workflow = args[0]
+			if opts.Concurrency < 1 {
+				return usageErr(fmt.Errorf("--concurrency must be at least 1, got %d", opts.Concurrency))
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Project, "project", "", "project root (default: the nearest directory above the workflow holding ork.yaml)")
+	cmd.Flags().IntVarP(&opts.Concurrency, "concurrency", "c", goruntime.NumCPU(), "maximum number of tasks running at once")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print a machine-readable summary on stdout")
+	return cmd
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErr(fmt.Errorf("%s expects %s; got %d arguments\nUsage: %s", cmd.CommandPath(), what, len(args), cmd.UseLine()))
+		}
+		return nil
+	}
+}
+
+// loadWorkflow loads the project around a workflow file and the workflow.
+func loadWorkflow(projectDir, wfPath string) (*project.Project, *project.Workflow, error) {
+	if st, err := os.Stat(wfPath); err != nil {
+		return nil, nil, usageErr(fmt.Errorf("workflow file %s: %w", wfPath, errors.Unwrap(err)))
+	} else if st.IsDir() {
+		return nil, nil, usageErr(fmt.Errorf("workflow file %s is a directory; pass a workflow YAML file", wfPath))
+	}
+	start := wfDir(wfPath)
+	p, err := loadProject(projectDir, start)
+	if err != nil {
+		return nil, nil, err
+	}
+	wf, err := p.LoadWorkflow(wfPath)
+	if err != nil {
+		return nil, nil, usageErr(err)
+	}
+	if err := runner.Check(p, wf); err != nil {
+		return nil, nil, usageErr(err)
+	}
+	return p, wf, nil
+}
+
+func wfDir(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if os.IsPathSeparator(path[i]) {
+			return path[:i+1]
+		}
+	}
+	return "."
+}
+
+func runRun(ctx context.Context, opts *RunOptions) error {
+	p, wf, err := loadWorkflow(opts.Project, opts.Workflow)
+	if err != nil {
+		return err
+	}
+	progressOut := opts.IO.Out
+	if opts.JSON {
+		progressOut = opts.IO.ErrOut
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	dir, err := cacheDir()
+	if err != nil {
+		return failedErr(err)
+	}
+	host, err := runtime.New(runtime.WithCacheDir(dir), runtime.WithVersion(Version))
+	if err != nil {
+		return failedErr(err)
+	}
+	defer host.Close(context.Background())
+	r := runner.New(p, host, cargo.New(dir, progressOut))
+	plan, err := r.Prepare(ctx, wf)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &ExitError{Code: ExitCancelled, Err: errors.New("interrupted while preparing the run")}
+		}
+		var pe *project.Error
+		if errors.As(err, &pe) {
+			return usageErr(err)
+		}
+		return failedErr(err)
+	}
+	prog := newProgress(progressOut, wf)
+	sum, err := r.Execute(ctx, plan, runner.Options{Concurrency: opts.Concurrency, Version: Version}, prog)
+	if err != nil {
+		return failedErr(err)
+	}
+	prog.summary(sum, p.Rel(runner.RunDir(p.Root, sum.RunID)))
+	if opts.JSON {
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sum); err != nil {
+			return failedErr(err)
+		}
+	}
+	switch sum.Status {
+	case runner.StatusSucceeded:
+		return nil
+	case runner.StatusCancelled:
+		return &ExitError{Code: ExitCancelled}
+	default:
+		return &ExitError{Code: ExitFailed}
+	}
+}

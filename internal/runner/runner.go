@@ -1,0 +1,481 @@
+// Package runner executes a workflow of a project: it resolves and builds each
+// task's module, schedules the DAG and runs every task in its own sandbox,
+// handing outputs downstream, and reports what happened.
+package runner
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orkrun/ork/abi"
+	"github.com/orkrun/ork/internal/cargo"
+	"github.com/orkrun/ork/internal/project"
+	"github.com/orkrun/ork/internal/scheduler"
+	"github.com/orkrun/ork/runtime"
+)
+
+// Run statuses.
+const (
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// Summary is the machine-readable result of a run (`ork run --json`).
+type Summary struct {
+	RunID    string                 `json:"run_id"`
+	Workflow string                 `json:"workflow"`
+	Status   string                 `json:"status"`
+	Tasks    map[string]*TaskResult `json:"tasks"`
+}
+
+// TaskResult is one task's entry in a Summary.
+type TaskResult struct {
+	Status     string          `json:"status"`
+	Attempts   int             `json:"attempts"`
+	DurationMS float64         `json:"duration_ms"`
+	Output     json.RawMessage `json:"output"`
+	Error      *string         `json:"error"`
+	Metrics    []abi.Metric    `json:"metrics"`
+
+	reason runtime.Reason
+}
+
+// Reason is why the task failed ("" when it did not).
+func (t *TaskResult) Reason() runtime.Reason { return t.reason }
+
+// LogLine is one line of a task's log.
+type LogLine struct {
+	Time    time.Time
+	Level   string // debug, info, warn, error
+	Source  string // "stdout", "stderr" or "log" (the ABI)
+	Message string
+	Fields  map[string]any
+}
+
+// Observer is told what happens during a run. Calls may come from several
+// goroutines; implementations serialise as they need.
+type Observer interface {
+	TaskStarted(task string)
+	TaskFinished(task string, r *TaskResult)
+	TaskSkipped(task, reason string)
+	TaskLog(task string, line LogLine)
+}
+
+// Options configure a run.
+type Options struct {
+	Concurrency int    // parallel tasks; <1 means 1
+	RunID       string // "" generates one
+	Version     string // ork's version, reported to guests
+}
+
+// Runner runs workflows of one project.
+type Runner struct {
+	proj    *project.Project
+	host    *runtime.Host
+	builder *cargo.Builder
+
+	mu      sync.Mutex
+	modules map[string]*runtime.Module // by absolute path of the crate or .wasm
+}
+
+// New returns a Runner for proj, compiling with host and building crates with
+// builder.
+func New(proj *project.Project, host *runtime.Host, builder *cargo.Builder) *Runner {
+	return &Runner{proj: proj, host: host, builder: builder, modules: map[string]*runtime.Module{}}
+}
+
+// Plan is a workflow whose every task has a module, ready to run.
+type Plan struct {
+	Workflow *project.Workflow
+	tasks    map[string]*planned
+}
+
+type planned struct {
+	task     *project.Task
+	executor *project.Executor
+	module   *runtime.Module
+	params   any
+}
+
+// UnsupportedError says a feature is not available in this version of ork.
+type UnsupportedError struct {
+	Pos project.Pos
+	Msg string
+}
+
+func (e *UnsupportedError) Error() string {
+	if e.Pos.File != "" {
+		return fmt.Sprintf("%s:%d:%d: %s", e.Pos.File, e.Pos.Line, e.Pos.Column, e.Msg)
+	}
+	return e.Msg
+}
+
+// Check reports what a workflow needs that this ork cannot do, without
+// building anything.
+func Check(proj *project.Project, wf *project.Workflow) error {
+	var errs []error
+	for _, name := range wf.Order {
+		t := wf.Tasks[name]
+		ex := proj.Executors[t.Executor]
+		if ex == nil {
+			continue
+		}
+		switch ex.Kind {
+		case project.KindPythonClass, project.KindBuiltinPython:
+			errs = append(errs, &UnsupportedError{Pos: t.Pos, Msg: fmt.Sprintf(
+				"task %q uses executor %q (type %s): Python executors are not supported yet by this version of ork; use a Rust executor (type: a crate directory or a .wasm module, or the built-in rust executor)",
+				name, ex.Name, ex.Type)})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Prepare resolves and builds the module of every task of wf. Build output
+// goes to the builder's log.
+func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, error) {
+	if err := Check(r.proj, wf); err != nil {
+		return nil, err
+	}
+	p := &Plan{Workflow: wf, tasks: map[string]*planned{}}
+	for _, name := range wf.Order {
+		t := wf.Tasks[name]
+		ex := r.proj.Executors[t.Executor]
+		pt := &planned{task: t, executor: ex}
+		var path string
+		var isCrate bool
+		switch ex.Kind {
+		case project.KindCrate:
+			path, isCrate = ex.Path, true
+		case project.KindModule:
+			path = ex.Path
+		case project.KindBuiltinRust:
+			tc, err := r.proj.LoadTaskConfig(t)
+			if err != nil {
+				return nil, err
+			}
+			pt.params = tc.Params
+			if tc.Crate != "" {
+				path, isCrate = tc.Crate, true
+			} else {
+				path = tc.Module
+			}
+		default:
+			return nil, fmt.Errorf("task %q: executor %q of type %s cannot run in this version of ork", name, ex.Name, ex.Type)
+		}
+		m, err := r.module(ctx, path, isCrate)
+		if err != nil {
+			return nil, fmt.Errorf("task %q: %w", name, err)
+		}
+		pt.module = m
+		p.tasks[name] = pt
+	}
+	return p, nil
+}
+
+func (r *Runner) module(ctx context.Context, rel string, isCrate bool) (*runtime.Module, error) {
+	abs := filepath.Join(r.proj.Root, filepath.FromSlash(rel))
+	r.mu.Lock()
+	m, ok := r.modules[abs]
+	r.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	file := abs
+	if isCrate {
+		built, err := r.builder.Build(ctx, abs, rel)
+		if err != nil {
+			return nil, err
+		}
+		file = built.Path
+	}
+	bin, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading module %s: %w", rel, err)
+	}
+	m, err = r.host.LoadModule(ctx, rel, bin)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.modules[abs] = m
+	r.mu.Unlock()
+	return m, nil
+}
+
+// NewRunID returns a sortable, unique run id.
+func NewRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// RunDir is where a run keeps what it produced.
+func RunDir(root, runID string) string {
+	return filepath.Join(root, ".ork", "runs", runID)
+}
+
+// Execute runs a prepared plan. Cancelling ctx stops running sandboxes; their
+// tasks are recorded as cancelled.
+func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observer) (*Summary, error) {
+	runID := opts.RunID
+	if runID == "" {
+		runID = NewRunID()
+	}
+	runDir := RunDir(r.proj.Root, runID)
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the run directory: %w", err)
+	}
+	wf := p.Workflow
+	sum := &Summary{RunID: runID, Workflow: wf.Name, Tasks: map[string]*TaskResult{}}
+	var mu sync.Mutex // guards sum.Tasks
+	nodes := make([]scheduler.Node, 0, len(wf.Order))
+	for _, name := range wf.Order {
+		nodes = append(nodes, scheduler.Node{Name: name, DependsOn: wf.Tasks[name].DependsOn})
+	}
+	run := func(ctx context.Context, name string) scheduler.Status {
+		pt := p.tasks[name]
+		upstream := map[string]any{}
+		mu.Lock()
+		for _, d := range pt.task.DependsOn {
+			upstream[d] = sum.Tasks[d].Output
+		}
+		mu.Unlock()
+		obs.TaskStarted(name)
+		res := r.runTask(ctx, runID, runDir, wf, pt, upstream, opts, obs)
+		mu.Lock()
+		sum.Tasks[name] = res
+		mu.Unlock()
+		obs.TaskFinished(name, res)
+		return scheduler.Status(res.Status)
+	}
+	skip := func(name, reason string) {
+		res := &TaskResult{Status: string(scheduler.Skipped), Output: json.RawMessage("null"), Metrics: []abi.Metric{}}
+		mu.Lock()
+		sum.Tasks[name] = res
+		mu.Unlock()
+		obs.TaskSkipped(name, reason)
+	}
+	statuses, err := scheduler.Run(ctx, nodes, opts.Concurrency, run, skip)
+	if err != nil {
+		return nil, err
+	}
+	sum.Status = StatusSucceeded
+	for _, s := range statuses {
+		if s != scheduler.Succeeded && sum.Status == StatusSucceeded {
+			sum.Status = StatusFailed
+		}
+	}
+	if ctx.Err() != nil {
+		sum.Status = StatusCancelled
+	}
+	if b, err := json.MarshalIndent(sum, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(runDir, "summary.json"), append(b, '\n'), 0o644)
+	}
+	return sum, nil
+}
+
+func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.Workflow, pt *planned, upstream map[string]any, opts Options, obs Observer) *TaskResult {
+	name := pt.task.Name
+	res := &TaskResult{Attempts: 1, Output: json.RawMessage("null"), Metrics: []abi.Metric{}}
+	fail := func(reason runtime.Reason, msg string) *TaskResult {
+		res.Status = string(scheduler.Failed)
+		if reason == runtime.ReasonCancelled {
+			res.Status = string(scheduler.Cancelled)
+		}
+		res.reason = reason
+		res.Error = &msg
+		return res
+	}
+	taskDir := filepath.Join(runDir, name)
+	outDir := filepath.Join(taskDir, "output")
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return fail(runtime.ReasonExit, fmt.Sprintf("creating the output directory: %v", err))
+	}
+	scratch, err := os.MkdirTemp("", "ork-scratch-")
+	if err != nil {
+		return fail(runtime.ReasonExit, fmt.Sprintf("creating the scratch directory: %v", err))
+	}
+	defer os.RemoveAll(scratch)
+
+	logFile, err := os.Create(filepath.Join(taskDir, "task.log"))
+	if err != nil {
+		return fail(runtime.ReasonExit, fmt.Sprintf("creating the task log: %v", err))
+	}
+	defer logFile.Close()
+	tl := &taskLog{task: name, obs: obs, file: logFile}
+
+	var cfgFile *string
+	if pt.task.ConfigFile != "" {
+		c := pt.task.ConfigFile
+		cfgFile = &c
+	}
+	sess := abi.NewSession(abi.Task{
+		Info: abi.TaskInfo{
+			Task: name, Workflow: wf.Name, RunID: runID, Attempt: 1,
+			Executor: pt.executor.Name, ConfigFile: cfgFile,
+			ScratchDir: abi.ScratchDir, OutputDir: abi.OutputDir,
+		},
+		ExecutorConfig: pt.executor.Config,
+		Params:         pt.params,
+		Upstream:       upstream,
+	}, "ork/"+opts.Version, tl)
+
+	sb := pt.executor.Sandbox
+	policy := runtime.Policy{MemoryBytes: sb.MemoryBytes, Timeout: sb.Timeout}
+	if pt.task.Timeout > 0 {
+		policy.Timeout = pt.task.Timeout
+	}
+	policy.Mounts = append(policy.Mounts,
+		runtime.Mount{HostPath: r.proj.Root, GuestPath: "/"},
+		runtime.Mount{HostPath: scratch, GuestPath: abi.ScratchDir, Writable: true},
+		runtime.Mount{HostPath: outDir, GuestPath: abi.OutputDir, Writable: true},
+	)
+	for _, m := range sb.Mounts {
+		policy.Mounts = append(policy.Mounts, runtime.Mount{HostPath: m.HostPath, GuestPath: m.GuestPath})
+	}
+	for _, k := range sb.Env {
+		if v, ok := os.LookupEnv(k); ok {
+			policy.Env = append(policy.Env, k+"="+v)
+		}
+	}
+	stdout := &lineWriter{emit: func(s string) { tl.line("info", "stdout", s, nil) }}
+	stderr := &lineWriter{emit: func(s string) { tl.line("warn", "stderr", s, nil) }}
+	out, err := r.host.Run(ctx, runtime.Task{
+		Module: pt.module, Policy: policy, Session: sess,
+		Stdout: stdout, Stderr: stderr, Args: []string{name},
+	})
+	stdout.Flush()
+	stderr.Flush()
+	res.Metrics = append(res.Metrics, sess.Metrics()...)
+	if err != nil {
+		return fail(runtime.ReasonExit, err.Error())
+	}
+	res.DurationMS = float64(out.Duration.Microseconds()) / 1000
+	if f := out.Failure; f != nil {
+		return fail(f.Reason, failureMessage(f, sess.Reported(), stderr.last))
+	}
+	if o, ok := sess.Output(); ok {
+		res.Output = o
+	}
+	res.Status = string(scheduler.Succeeded)
+	return res
+}
+
+// failureMessage prefers what the guest said about its failure, unless a
+// limit or the host stopped it.
+func failureMessage(f *runtime.Failure, rep *abi.ErrorReport, lastStderr []string) string {
+	switch f.Reason {
+	case runtime.ReasonTimeout, runtime.ReasonMemory, runtime.ReasonCancelled, runtime.ReasonABI:
+		return f.Message
+	}
+	if rep != nil {
+		msg := rep.Message
+		if rep.Kind == "config" || rep.Kind == "output" {
+			return msg
+		}
+		if f.Reason == runtime.ReasonExit && f.ExitCode == 1 {
+			return msg
+		}
+		return msg + " (" + f.Message + ")"
+	}
+	if len(lastStderr) > 0 {
+		return f.Message + ": " + strings.Join(lastStderr, " | ")
+	}
+	return f.Message
+}
+
+type taskLog struct {
+	task string
+	obs  Observer
+	mu   sync.Mutex
+	file io.Writer
+}
+
+func (l *taskLog) Log(_ string, rec abi.LogRecord) {
+	l.line(rec.Level, "log", rec.Message, rec.Fields)
+}
+
+func (l *taskLog) line(level, source, msg string, fields map[string]any) {
+	ln := LogLine{Time: time.Now(), Level: level, Source: source, Message: msg, Fields: fields}
+	l.mu.Lock()
+	fmt.Fprintf(l.file, "%s %-5s %s%s\n", ln.Time.Format(time.RFC3339Nano), level, msg, FormatFields(fields))
+	l.mu.Unlock()
+	l.obs.TaskLog(l.task, ln)
+}
+
+// FormatFields renders log fields as " k=v" pairs in key order.
+func FormatFields(fields map[string]any) string {
+	if len(fields) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		v, _ := json.Marshal(fields[k])
+		fmt.Fprintf(&b, " %s=%s", k, v)
+	}
+	return b.String()
+}
+
+// lineWriter splits a guest stream into lines and keeps the last few.
+type lineWriter struct {
+	emit func(string)
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	last []string
+}
+
+const maxLine = 64 << 10
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for {
+		i := bytes.IndexByte(w.buf.Bytes(), '\n')
+		if i < 0 {
+			if w.buf.Len() > maxLine {
+				w.push(w.buf.String())
+				w.buf.Reset()
+			}
+			return len(p), nil
+		}
+		line := string(w.buf.Next(i + 1))
+		w.push(strings.TrimRight(line, "\r\n"))
+	}
+}
+
+func (w *lineWriter) push(s string) {
+	w.last = append(w.last, s)
+	if len(w.last) > 3 {
+		w.last = w.last[1:]
+	}
+	w.emit(s)
+}
+
+// Flush emits a final unterminated line.
+func (w *lineWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.Len() > 0 {
+		w.push(w.buf.String())
+		w.buf.Reset()
+	}
+}
