@@ -326,19 +326,19 @@ func (h *Host) Run(ctx context.Context, t Task) (*Result, error) {
 		WithSysNanosleep().
 		WithRandSource(rand.Reader).
 		WithStdin(eofReader{}).
-		WithStdout(orDiscard(t.Stdout)).
-		WithStderr(orDiscard(t.Stderr))
+		WithStdout(orDiscard(t.Stdout))
 	for _, kv := range t.Policy.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		cfg = cfg.WithEnv(k, v)
 	}
 
+	stderr := &tailWriter{w: orDiscard(t.Stderr)}
 	runCtx, cancel := context.WithTimeout(ctx, t.Policy.timeout())
 	defer cancel()
 	runCtx = context.WithValue(runCtx, sessionKey{}, t.Session)
 
 	start := time.Now()
-	mod, err := e.rt.InstantiateModule(runCtx, cm, cfg)
+	mod, err := e.rt.InstantiateModule(runCtx, cm, cfg.WithStderr(stderr))
 	if err != nil {
 		return nil, fmt.Errorf("instantiating module %s: %w", t.Module.Name, err)
 	}
@@ -351,7 +351,7 @@ func (h *Host) Run(ctx context.Context, t Task) (*Result, error) {
 	_ = mod.Close(context.Background())
 	t.Session.Close()
 	if callErr != nil {
-		res.Failure = classify(ctx, t, callErr, res.MemoryBytes, uint64(pages)*pageSize)
+		res.Failure = classify(ctx, t, callErr, res.MemoryBytes, uint64(pages)*pageSize, stderr.String())
 	}
 	return res, nil
 }
@@ -365,9 +365,11 @@ func isClosedByContext(err error) bool {
 	return false
 }
 
+var allocFailed = regexp.MustCompile(`memory allocation of \d+ bytes failed`)
+
 var traceFunc = regexp.MustCompile(`wasm stack trace:\n\t(?:\.)?([^\n(]+)\(`)
 
-func classify(parent context.Context, t Task, err error, memBytes, limit uint64) *Failure {
+func classify(parent context.Context, t Task, err error, memBytes, limit uint64, stderrTail string) *Failure {
 	var ee *sys.ExitError
 	if errors.As(err, &ee) {
 		switch ee.ExitCode() {
@@ -396,10 +398,16 @@ func classify(parent context.Context, t Task, err error, memBytes, limit uint64)
 		if i := strings.LastIndex(fn, "."); i >= 0 && strings.HasPrefix(fn, t.Module.Name) {
 			fn = fn[i+1:]
 		}
+		fn = demangle(fn)
 	}
 	first, _, _ := strings.Cut(msg, "\n")
 	first = strings.TrimPrefix(first, "wasm error: ")
-	// A trap close to the limit is, in practice, a failed allocation.
+	// Rust reports a failed allocation on stderr before it aborts; a trap
+	// close to the limit is, in practice, one too.
+	if m := allocFailed.FindString(stderrTail); m != "" {
+		return &Failure{Reason: ReasonMemory, Function: fn,
+			Message: fmt.Sprintf("exceeded the memory limit of %s (sandbox.memory): %s", FormatBytes(limit), m)}
+	}
 	if limit > 0 && memBytes+4*pageSize >= limit {
 		return &Failure{Reason: ReasonMemory, Function: fn,
 			Message: fmt.Sprintf("exceeded the memory limit of %s (sandbox.memory): %s", FormatBytes(limit), first)}
@@ -533,4 +541,63 @@ func sanitize(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// tailWriter passes writes through and keeps the last few KiB.
+type tailWriter struct {
+	w    io.Writer
+	mu   sync.Mutex
+	tail []byte
+}
+
+const tailBytes = 4 << 10
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	t.tail = append(t.tail, p...)
+	if len(t.tail) > tailBytes {
+		t.tail = append(t.tail[:0], t.tail[len(t.tail)-tailBytes:]...)
+	}
+	t.mu.Unlock()
+	return t.w.Write(p)
+}
+
+func (t *tailWriter) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.tail)
+}
+
+// demangle turns a Rust legacy symbol (_ZN5probe10probe_trap17h…E) into
+// probe::probe_trap; anything else is returned as is.
+func demangle(sym string) string {
+	s, ok := strings.CutPrefix(sym, "_ZN")
+	if !ok || !strings.HasSuffix(s, "E") {
+		return sym
+	}
+	s = strings.TrimSuffix(s, "E")
+	var parts []string
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		n, err := strconv.Atoi(s[:i])
+		if err != nil || i+n > len(s) {
+			return sym
+		}
+		parts = append(parts, s[i:i+n])
+		s = s[i+n:]
+	}
+	if k := len(parts); k > 1 && len(parts[k-1]) == 17 && parts[k-1][0] == 'h' {
+		parts = parts[:k-1] // the hash
+	}
+	for i, p := range parts {
+		if strings.HasPrefix(p, "_$") {
+			p = p[1:]
+		}
+		p = strings.NewReplacer("$LT$", "<", "$GT$", ">", "$u20$", " ", "$u27$", "'", "$RF$", "&", "$BP$", "*", "$C$", ",", "..", "::").Replace(p)
+		parts[i] = p
+	}
+	return strings.Join(parts, "::")
 }

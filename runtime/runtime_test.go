@@ -35,7 +35,6 @@ type fixture struct {
 	host    *runtime.Host
 	probe   *runtime.Module
 	project string
-	scratch string
 }
 
 var (

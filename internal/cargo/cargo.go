@@ -264,8 +264,14 @@ func (b *Builder) sourceKey(ctx context.Context, dir, display string, tc *toolch
 	if bin == "" {
 		return "", "", &Error{Crate: display, Msg: "cargo metadata does not list the crate itself"}
 	}
+	// Crates of one workspace share sources and a lock file: the crate and its
+	// binary tell them apart.
+	self, _ := filepath.Rel(md.WorkspaceRoot, dir)
+	fmt.Fprintf(h, "crate %s bin %s\n", filepath.ToSlash(self), bin)
 	sort.Strings(dirs)
 	for _, d := range dirs {
+		rel, _ := filepath.Rel(md.WorkspaceRoot, d)
+		fmt.Fprintf(h, "package %s\n", filepath.ToSlash(rel))
 		if err := hashTree(h, d); err != nil {
 			return "", "", &Error{Crate: display, Msg: "hashing sources", Err: err}
 		}

@@ -164,7 +164,7 @@ func TestSalesExampleEndToEnd(t *testing.T) {
 
 	// Human progress went to stderr, with a summary table.
 	assert.Contains(t, r.stderr, "load        started")
-	assert.Contains(t, r.stderr, "load        | INFO loaded 10 rows from data/sales.csv")
+	assert.Contains(t, r.stderr, "load       | INFO loaded 10 rows from data/sales.csv")
 	assert.Contains(t, r.stderr, "TASK        STATUS     DURATION")
 	assert.Regexp(t, `report +succeeded +[0-9.]+[mµ]?s +revenue_total\{currency=EUR,task=report\} 1011.26`, r.stderr)
 
@@ -281,7 +281,7 @@ tasks:
 	}
 	assert.Contains(t, errs["memory"], "exceeded the memory limit of 32 MiB (sandbox.memory)")
 	assert.Equal(t, "timed out after 300ms (sandbox.timeout)", errs["time"])
-	assert.Contains(t, errs["trap"], "trapped in probe_trap: unreachable")
+	assert.Contains(t, errs["trap"], "trapped in probe::probe_trap: unreachable")
 	assert.Contains(t, errs["panic"], "panicked at")
 	assert.Contains(t, errs["panic"], "probe panic")
 }
@@ -323,13 +323,14 @@ tasks:
 
 func TestInvalidInputExitsTwoWithPosition(t *testing.T) {
 	dir := writeProject(t, map[string]string{
-		"ork.yaml": "executors: {}\n",
-		"wf.yaml":  "name: bad\ntasks:\n  a:\n    executor: rust\n    config_file: a.yaml\n    depends_on: [b]\n  b:\n    executor: rust\n    config_file: a.yaml\n    depends_on: [a]\n",
-		"a.yaml":   "module: nothing.wasm\n",
+		"ork.yaml":     "executors: {}\n",
+		"wf.yaml":      "name: bad\ntasks:\n  a:\n    executor: rust\n    config_file: a.yaml\n    depends_on: [b]\n  b:\n    executor: rust\n    config_file: a.yaml\n    depends_on: [a]\n",
+		"a.yaml":       "module: nothing.wasm\n",
+		"nothing.wasm": "",
 	})
 	r := ork(t, dir, "run", "wf.yaml")
 	assert.Equal(t, 2, r.code)
-	assert.Contains(t, r.stderr, "wf.yaml:")
+	assert.Contains(t, r.stderr, "wf.yaml:3:3: dependency cycle: a -> b -> a")
 	assert.NotContains(t, r.stderr, "goroutine")
 
 	r = ork(t, dir, "run")
@@ -356,7 +357,7 @@ func TestPythonExecutorsAreNotSupportedYet(t *testing.T) {
 	})
 	r := ork(t, dir, "run", "wf.yaml")
 	assert.Equal(t, 2, r.code)
-	assert.Contains(t, r.stderr, "wf.yaml:4:5: task \"t\" uses executor \"transform\" (type executors.transform:TransformExecutor): Python executors are not supported yet")
+	assert.Contains(t, r.stderr, "wf.yaml:3:3: task \"t\" uses executor \"transform\" (type executors.transform:TransformExecutor): Python executors are not supported yet")
 }
 
 func TestModuleForAnotherABIVersionIsRefused(t *testing.T) {
@@ -420,4 +421,50 @@ tasks:
 	assert.Contains(t, *s.Tasks["broken"].Error, "greeting")
 	require.NotNil(t, s.Tasks["refusing"].Error)
 	assert.Contains(t, *s.Tasks["refusing"].Error, "refusing to start")
+}
+
+func TestSandboxPolicyFromOrkYAML(t *testing.T) {
+	shared := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(shared, "ref.txt"), []byte("reference data"), 0o644))
+	dir := writeProject(t, map[string]string{
+		"ork.yaml": "executors:\n  granted:\n    type: rust\n    sandbox:\n      mounts:\n        - host: " + shared + "\n          guest: /ref\n      env: [ORK_E2E_VISIBLE]\n",
+		"wf.yaml": `name: policy
+tasks:
+  mount:
+    executor: granted
+    config_file: tasks/mount.yaml
+  env:
+    executor: granted
+    config_file: tasks/env.yaml
+  default_env:
+    executor: rust
+    config_file: tasks/env.yaml
+`,
+		"tasks/mount.yaml": "module: modules/probe.wasm\nparams: {action: read_file, path: /ref/ref.txt}\n",
+		"tasks/env.yaml":   "module: modules/probe.wasm\nparams: {action: env}\n",
+	})
+	copyModule(t, dir, "probe", "probe.wasm")
+	cmd := exec.Command(orkBin, "run", "wf.yaml", "--json")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ORK_E2E_VISIBLE=yes", "ORK_E2E_HIDDEN=no")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	s := decodeSummary(t, result{stdout: stdout.String(), stderr: stderr.String()})
+	assert.JSONEq(t, `{"ok":true,"content":"reference data"}`, string(s.Tasks["mount"].Output))
+	assert.JSONEq(t, `{"vars":{"ORK_E2E_VISIBLE":"yes"}}`, string(s.Tasks["env"].Output))
+	assert.JSONEq(t, `{"vars":{}}`, string(s.Tasks["default_env"].Output))
+}
+
+func TestBuildCommand(t *testing.T) {
+	crate := filepath.Join(testguests.RepoRoot(), "testdata", "guests", "executor-probe")
+	r := ork(t, testguests.RepoRoot(), "build", crate)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = ork(t, testguests.RepoRoot(), "build", crate)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `executor-probe: up to date \(wasm32-wasip?1?, [0-9.]+ KiB\) .*\.wasm`, r.stdout)
+
+	r = ork(t, t.TempDir(), "build", "nowhere")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "nowhere is not a crate directory (no Cargo.toml)")
 }

@@ -106,7 +106,7 @@ scratch and an output directory, bounded memory and time, and the host ABI.`,
 		NewCmdVersion(ios),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageErr(fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))
+		return usageErr(fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath()))
 	})
 	return root
 }

@@ -42,8 +42,9 @@ fn report(ctx: &Context, upstream: &serde_json::Value, params: Params) -> Result
         }
         writeln!(md)?;
     }
-    let file = format!("{}/report.md", ctx.output_dir());
+    let file = ctx.output_dir().join("report.md");
     std::fs::write(&file, md)?;
+    let file = file.display().to_string();
     ctx.metrics().record("revenue_total", total, &[("task", ctx.task_name()), ("currency", currency)])?;
     Ok(Report { total, top_region: first(regions), top_product: first(products), file })
 }

@@ -1,0 +1,616 @@
+//! An in-process ork host for unit tests, available on every target except
+//! wasm32.
+//!
+//! On the host target the SDK's two ABI functions are served by this mock
+//! instead of being imported, so a test runs a task or executor through the
+//! same code as in the sandbox: `abi.hello`, `task.info`, params or config,
+//! `upstream`, then `output.set` or `error.report`. The mock checks requests
+//! like ork does (metric and label names, log levels, one output per task,
+//! `abi.hello` first) and records everything for the test to inspect.
+//!
+//! ```
+//! use ork::serde_json::{json, Value};
+//! use ork::testing::MockHost;
+//! use ork::{Context, Result};
+//!
+//! fn count(ctx: &Context, upstream: &Value, params: Value) -> Result<Value> {
+//!     let n = upstream["load"]["rows"].as_u64().unwrap_or(0);
+//!     ctx.metrics().record("rows", n as f64, &[("task", ctx.task_name())])?;
+//!     Ok(json!({ "rows": n, "label": params["label"] }))
+//! }
+//!
+//! let outcome = MockHost::new()
+//!     .task("count")
+//!     .upstream(json!({ "load": { "rows": 3 } }))
+//!     .params(json!({ "label": "eu" }))
+//!     .run_task(count);
+//! assert!(outcome.succeeded());
+//! assert_eq!(outcome.output(), Some(&json!({ "rows": 3, "label": "eu" })));
+//! assert_eq!(outcome.metrics()[0].name, "rows");
+//! ```
+//!
+//! Limits: one mock run per thread at a time (Rust's test harness runs each
+//! test on its own thread); code that calls `std::process::exit` ends the
+//! test process, as it would end the guest.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::abi::{op, ABI_VERSION, MAX_OP_BYTES, MAX_REQUEST_BYTES};
+use crate::{runner, Context, Result};
+
+/// Most metric points one task may record.
+const MAX_METRIC_POINTS: usize = 10_000;
+
+/// A configurable fake ork host. Build it with the task's facts and inputs,
+/// then run a task function or an executor against it.
+#[derive(Debug, Clone)]
+pub struct MockHost {
+    info: Map<String, Value>,
+    config: Value,
+    params: Value,
+    upstream: Value,
+}
+
+impl Default for MockHost {
+    fn default() -> Self {
+        MockHost::new()
+    }
+}
+
+impl MockHost {
+    /// A host for task `task` of workflow `workflow`, run `run-1`, attempt 1,
+    /// executor `rust`, no config file, the system's temporary directory as
+    /// scratch and output directory, and `null` config, params and upstream.
+    pub fn new() -> Self {
+        let tmp = std::env::temp_dir().to_string_lossy().into_owned();
+        let info = json!({
+            "task": "task",
+            "workflow": "workflow",
+            "run_id": "run-1",
+            "attempt": 1,
+            "executor": "rust",
+            "config_file": null,
+            "scratch_dir": tmp,
+            "output_dir": tmp,
+        });
+        MockHost {
+            info: match info {
+                Value::Object(m) => m,
+                _ => unreachable!(),
+            },
+            config: Value::Null,
+            params: Value::Null,
+            upstream: Value::Null,
+        }
+    }
+
+    fn set(mut self, key: &str, value: Value) -> Self {
+        self.info.insert(key.to_string(), value);
+        self
+    }
+
+    /// Sets the task's name.
+    pub fn task(self, name: &str) -> Self {
+        self.set("task", name.into())
+    }
+
+    /// Sets the workflow's name.
+    pub fn workflow(self, name: &str) -> Self {
+        self.set("workflow", name.into())
+    }
+
+    /// Sets the run id.
+    pub fn run_id(self, id: &str) -> Self {
+        self.set("run_id", id.into())
+    }
+
+    /// Sets the attempt number.
+    pub fn attempt(self, attempt: u32) -> Self {
+        self.set("attempt", attempt.into())
+    }
+
+    /// Sets the executor's name.
+    pub fn executor(self, name: &str) -> Self {
+        self.set("executor", name.into())
+    }
+
+    /// Sets the task's config file path.
+    pub fn config_file(self, path: &str) -> Self {
+        self.set("config_file", path.into())
+    }
+
+    /// Sets the scratch directory.
+    pub fn scratch_dir<P: Into<PathBuf>>(self, dir: P) -> Self {
+        let dir = dir.into().to_string_lossy().into_owned();
+        self.set("scratch_dir", dir.into())
+    }
+
+    /// Sets the output directory.
+    pub fn output_dir<P: Into<PathBuf>>(self, dir: P) -> Self {
+        let dir = dir.into().to_string_lossy().into_owned();
+        self.set("output_dir", dir.into())
+    }
+
+    /// Sets the executor's config (`executor.config`).
+    pub fn config(mut self, config: Value) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the task's params (`task.params`).
+    pub fn params(mut self, params: Value) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// Sets the outputs of the upstream tasks (`upstream`), an object keyed
+    /// by task name.
+    pub fn upstream(mut self, upstream: Value) -> Self {
+        self.upstream = upstream;
+        self
+    }
+
+    /// Runs a task function, as `#[ork::task]` would, and returns what it
+    /// did.
+    pub fn run_task<P, O, F>(self, task: F) -> Outcome
+    where
+        P: DeserializeOwned,
+        O: Serialize,
+        F: FnOnce(&Context, &Value, P) -> Result<O>,
+    {
+        self.run(move || runner::task_main(task))
+    }
+
+    /// Runs an executor's `new` and `run`, as `#[ork::executor]` would, and
+    /// returns what they did: `run_executor(MyExecutor::new, MyExecutor::run)`.
+    pub fn run_executor<X, C, O, N, R>(self, new: N, run: R) -> Outcome
+    where
+        C: DeserializeOwned,
+        O: Serialize,
+        N: FnOnce(C) -> Result<X>,
+        R: FnOnce(&X, &str, &Context, &Value) -> Result<O>,
+    {
+        self.run(move || runner::executor_main(new, run))
+    }
+
+    fn run<F: FnOnce() -> i32>(self, program: F) -> Outcome {
+        runner::install_panic_hook();
+        ACTIVE.with(|active| {
+            let mut active = active.borrow_mut();
+            assert!(
+                active.is_none(),
+                "a MockHost is already running on this thread"
+            );
+            *active = Some(State::new(self));
+        });
+        let result = panic::catch_unwind(AssertUnwindSafe(program));
+        let state = ACTIVE
+            .with(|active| active.borrow_mut().take())
+            .expect("the mock host's state disappeared");
+        let exit = match (result, state.trap) {
+            (_, Some(trap)) => Exit::Trap(trap),
+            (Ok(code), None) => Exit::Code(code),
+            (Err(payload), None) => Exit::Trap(format!(
+                "unreachable: the guest panicked: {}",
+                runner::panic_message(&*payload)
+            )),
+        };
+        Outcome {
+            exit,
+            output: state.output,
+            errors: state.errors,
+            metrics: state.metrics,
+            logs: state.logs,
+            calls: state.calls,
+        }
+    }
+}
+
+/// How a mock run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exit {
+    /// The program returned or exited with this status (0 = success).
+    Code(i32),
+    /// The program was stopped: the host trapped it for breaking the ABI, or
+    /// it panicked (which aborts a guest).
+    Trap(String),
+}
+
+/// What a mock run did: how it ended and everything it sent to the host.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    exit: Exit,
+    output: Option<Value>,
+    errors: Vec<ErrorReport>,
+    metrics: Vec<MetricPoint>,
+    logs: Vec<LogRecord>,
+    calls: Vec<String>,
+}
+
+impl Outcome {
+    /// How the run ended.
+    pub fn exit(&self) -> &Exit {
+        &self.exit
+    }
+
+    /// Whether the run ended with status 0, i.e. the task succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.exit == Exit::Code(0)
+    }
+
+    /// The output set with `output.set`, if any.
+    pub fn output(&self) -> Option<&Value> {
+        self.output.as_ref()
+    }
+
+    /// The last error reported with `error.report`, if any.
+    pub fn error(&self) -> Option<&ErrorReport> {
+        self.errors.last()
+    }
+
+    /// Every error reported, in order.
+    pub fn errors(&self) -> &[ErrorReport] {
+        &self.errors
+    }
+
+    /// The metric points recorded, in order.
+    pub fn metrics(&self) -> &[MetricPoint] {
+        &self.metrics
+    }
+
+    /// The log records, in order.
+    pub fn logs(&self) -> &[LogRecord] {
+        &self.logs
+    }
+
+    /// The names of the operations called, in order (`abi.hello` first).
+    pub fn calls(&self) -> &[String] {
+        &self.calls
+    }
+}
+
+/// One `metrics.record` accepted by the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    /// The metric's name.
+    pub name: String,
+    /// The recorded value.
+    pub value: f64,
+    /// The labels, by name.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One `log` record accepted by the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The message.
+    pub message: String,
+    /// The structured fields (an object).
+    pub fields: Value,
+}
+
+/// One `error.report`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorReport {
+    /// What went wrong.
+    pub message: String,
+    /// Its kind: `config`, `run`, `panic`, `output`, …
+    pub kind: String,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+/// The mock host's side of one run.
+struct State {
+    host: MockHost,
+    greeted: bool,
+    pending: Option<Vec<u8>>,
+    trap: Option<String>,
+    output: Option<Value>,
+    errors: Vec<ErrorReport>,
+    metrics: Vec<MetricPoint>,
+    logs: Vec<LogRecord>,
+    calls: Vec<String>,
+}
+
+/// The host's answer to one call.
+enum Reply {
+    Ok(Value),
+    Err(String),
+    Trap(String),
+}
+
+impl State {
+    fn new(host: MockHost) -> Self {
+        State {
+            host,
+            greeted: false,
+            pending: None,
+            trap: None,
+            output: None,
+            errors: Vec::new(),
+            metrics: Vec::new(),
+            logs: Vec::new(),
+            calls: Vec::new(),
+        }
+    }
+
+    /// One `call`: `Ok(r)` is the import's result, `Err` a trap.
+    fn dispatch(&mut self, op: &[u8], req: &[u8]) -> std::result::Result<i32, String> {
+        if self.trap.is_some() {
+            return Ok(respond_error(
+                &mut self.pending,
+                "the task has ended: the host trapped it",
+            ));
+        }
+        match self.call(op, req) {
+            Reply::Ok(v) => {
+                let body = serde_json::to_vec(&v).expect("JSON encodes");
+                let r = body.len() as i32;
+                self.pending = Some(body);
+                Ok(r)
+            }
+            Reply::Err(message) => Ok(respond_error(&mut self.pending, &message)),
+            Reply::Trap(message) => Err(message),
+        }
+    }
+
+    fn call(&mut self, op: &[u8], req: &[u8]) -> Reply {
+        self.pending = None;
+        let op = match std::str::from_utf8(op) {
+            Ok(s) if s.len() <= MAX_OP_BYTES => s,
+            _ => {
+                return Reply::Trap(format!(
+                    "invalid operation name {:?}",
+                    String::from_utf8_lossy(op)
+                ))
+            }
+        };
+        self.calls.push(op.to_string());
+        if !op::ALL.contains(&op) {
+            return Reply::Trap(format!("unknown operation {:?}", op));
+        }
+        if !self.greeted && op != op::HELLO {
+            return Reply::Trap(format!("{} called before abi.hello", op));
+        }
+        if req.len() > MAX_REQUEST_BYTES {
+            return Reply::Trap(format!(
+                "request of {} bytes exceeds the 16 MiB limit",
+                req.len()
+            ));
+        }
+        let req: Value = if req.is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_slice(req) {
+                Ok(v) => v,
+                Err(e) => return Reply::Trap(format!("{}: request is not valid JSON: {}", op, e)),
+            }
+        };
+        match op {
+            op::HELLO => self.hello(&req),
+            op::TASK_INFO => Reply::Ok(Value::Object(self.host.info.clone())),
+            op::EXECUTOR_CONFIG => Reply::Ok(self.host.config.clone()),
+            op::TASK_PARAMS => Reply::Ok(self.host.params.clone()),
+            op::UPSTREAM => Reply::Ok(if self.host.upstream.is_null() {
+                json!({})
+            } else {
+                self.host.upstream.clone()
+            }),
+            op::METRICS_RECORD => self.metric(&req),
+            op::LOG => self.log(&req),
+            op::OUTPUT_SET => {
+                if self.output.is_some() {
+                    Reply::Err("the task output was already set; a task has one output".to_string())
+                } else {
+                    self.output = Some(req);
+                    Reply::Ok(Value::Null)
+                }
+            }
+            op::ERROR_REPORT => match (req["message"].as_str(), req["kind"].as_str()) {
+                (Some(message), Some(kind)) => {
+                    self.errors.push(ErrorReport {
+                        message: message.to_string(),
+                        kind: kind.to_string(),
+                    });
+                    Reply::Ok(Value::Null)
+                }
+                _ => Reply::Trap(format!("error.report: bad request {}", req)),
+            },
+            _ => unreachable!("every op of op::ALL is handled"),
+        }
+    }
+
+    fn hello(&mut self, req: &Value) -> Reply {
+        match req["abi"].as_u64() {
+            Some(v) if v == u64::from(ABI_VERSION) => {
+                self.greeted = true;
+                Reply::Ok(json!({ "abi": ABI_VERSION, "host": "ork-mock/0.1.0" }))
+            }
+            Some(v) => Reply::Trap(format!(
+                "guest was built for ork host ABI v{}, but this host speaks v{}",
+                v, ABI_VERSION
+            )),
+            None => Reply::Trap(format!("abi.hello: bad request {}", req)),
+        }
+    }
+
+    fn metric(&mut self, req: &Value) -> Reply {
+        let (name, value) = match (req["name"].as_str(), req["value"].as_f64()) {
+            (Some(n), Some(v)) => (n, v),
+            _ => return Reply::Trap(format!("metrics.record: bad request {}", req)),
+        };
+        let mut labels = BTreeMap::new();
+        match &req["labels"] {
+            Value::Null => {}
+            Value::Object(m) => {
+                for (k, v) in m {
+                    match v.as_str() {
+                        Some(v) => labels.insert(k.clone(), v.to_string()),
+                        None => {
+                            return Reply::Trap(format!(
+                                "metrics.record: label {:?} is not a string",
+                                k
+                            ))
+                        }
+                    };
+                }
+            }
+            _ => return Reply::Trap(format!("metrics.record: bad request {}", req)),
+        }
+        if !valid_name(name, true) {
+            return Reply::Err(format!(
+                "metric name {:?} must match [a-zA-Z_:][a-zA-Z0-9_:]*",
+                name
+            ));
+        }
+        if let Some(k) = labels.keys().find(|k| !valid_name(k, false)) {
+            return Reply::Err(format!(
+                "metric {:?}: label name {:?} must match [a-zA-Z_][a-zA-Z0-9_]*",
+                name, k
+            ));
+        }
+        if self.metrics.len() >= MAX_METRIC_POINTS {
+            return Reply::Err(format!(
+                "a task may record at most {} metric points",
+                MAX_METRIC_POINTS
+            ));
+        }
+        self.metrics.push(MetricPoint {
+            name: name.to_string(),
+            value,
+            labels,
+        });
+        Reply::Ok(Value::Null)
+    }
+
+    fn log(&mut self, req: &Value) -> Reply {
+        let (level, message) = match (req["level"].as_str(), req["message"].as_str()) {
+            (Some(l), Some(m)) => (l, m),
+            _ => return Reply::Trap(format!("log: bad request {}", req)),
+        };
+        let fields = match &req["fields"] {
+            Value::Null => json!({}),
+            Value::Object(m) => Value::Object(m.clone()),
+            _ => return Reply::Trap(format!("log: bad request {}", req)),
+        };
+        if !["debug", "info", "warn", "error"].contains(&level) {
+            return Reply::Err(format!(
+                "log level {:?} must be one of debug, info, warn, error",
+                level
+            ));
+        }
+        self.logs.push(LogRecord {
+            level: level.to_string(),
+            message: message.to_string(),
+            fields,
+        });
+        Reply::Ok(Value::Null)
+    }
+}
+
+/// Whether `name` is a metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`, `colon`) or
+/// a label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+fn valid_name(name: &str, colon: bool) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':');
+    match name.chars().next() {
+        Some(first) => !first.is_ascii_digit() && name.chars().all(ok),
+        None => false,
+    }
+}
+
+/// Runs `f` on this thread's mock host state, if a mock run is active (and
+/// the state is not already borrowed, or being torn down).
+fn with_state<T, F: FnOnce(&mut State) -> T>(f: F) -> Option<T> {
+    ACTIVE
+        .try_with(|active| match active.try_borrow_mut() {
+            Ok(mut guard) => guard.as_mut().map(f),
+            Err(_) => None,
+        })
+        .ok()
+        .flatten()
+}
+
+thread_local! {
+    /// The pending response of a call made while no mock run is active.
+    static STRAY_PENDING: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// Makes `{"error": message}` the pending response and returns its negative
+/// length, as the host does for an operation that failed.
+fn respond_error(pending: &mut Option<Vec<u8>>, message: &str) -> i32 {
+    let body = serde_json::to_vec(&json!({ "error": message })).expect("a JSON object encodes");
+    let r = -(body.len() as i32);
+    *pending = Some(body);
+    r
+}
+
+/// Traps the guest: records why and unwinds out of the program like a wasm
+/// trap. On a thread that is already panicking (a call from the panic hook)
+/// a second panic would abort the test process, so the call fails instead.
+fn trap(message: String) -> i32 {
+    let panicking = std::thread::panicking();
+    let r = with_state(|state| {
+        state.trap.get_or_insert_with(|| message.clone());
+        respond_error(&mut state.pending, &message)
+    });
+    if panicking {
+        return r.unwrap_or_else(stray_error);
+    }
+    panic!("ork mock host: trap: {}", message);
+}
+
+/// The answer to a call made while no mock run is active on this thread: an
+/// error the SDK handles (never a panic: the panic hook may be calling).
+fn stray_error() -> i32 {
+    STRAY_PENDING
+        .try_with(|p| {
+            respond_error(
+                &mut p.borrow_mut(),
+                "no ork host: run this code inside ork::testing::MockHost",
+            )
+        })
+        .unwrap_or(0)
+}
+
+/// Serves the `call` import on non-wasm32 targets.
+pub(crate) fn host_call(op: &[u8], req: &[u8]) -> i32 {
+    match with_state(|state| state.dispatch(op, req)) {
+        Some(Ok(r)) => r,
+        Some(Err(message)) => trap(message),
+        None => stray_error(),
+    }
+}
+
+/// Serves the `response` import on non-wasm32 targets: `write` copies the
+/// pending response into the guest's buffer of `buf_len` bytes and returns
+/// how many it copied.
+pub(crate) fn host_response<W: FnOnce(&[u8]) -> usize>(write: W, buf_len: usize) -> i32 {
+    let pending = match with_state(|state| state.pending.take()) {
+        Some(pending) => pending,
+        None => STRAY_PENDING
+            .try_with(|p| p.borrow_mut().take())
+            .ok()
+            .flatten(),
+    };
+    match pending {
+        None => trap("response called with no pending response".to_string()),
+        Some(p) if p.len() > buf_len => trap(format!(
+            "response buffer of {} bytes is too small for the {}-byte response",
+            buf_len,
+            p.len()
+        )),
+        Some(p) => write(&p) as i32,
+    }
+}

@@ -1,0 +1,5 @@
+// error: use #[ork::task] for a task function
+use ork::executor;
+
+#[executor]
+fn run() {}

@@ -1,0 +1,3 @@
+// error: use #[ork::executor] for an executor struct
+#[ork::task]
+struct NotAFunction;

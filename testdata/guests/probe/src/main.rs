@@ -1,0 +1,181 @@
+//! A task whose params choose what it does, for testing the host and its
+//! sandbox: `params: {action: echo}`, `{action: alloc, mb: 64}`, …
+//! The output reports what happened; failures of the sandbox (a file that
+//! cannot be read, a connection refused) are reported in the output, not as
+//! task errors.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ork::serde_json::{json, Map, Value};
+use ork::{Context, Level, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, Serialize)]
+struct Params {
+    action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mb: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunk_kb: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<i32>,
+    /// Anything else, echoed back by `echo`.
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[ork::task]
+fn probe(ctx: &Context, upstream: &Value, params: Params) -> Result<Value> {
+    match params.action.as_str() {
+        "echo" => echo(ctx, upstream, &params),
+        "fail" => Err(ork::Error::msg(params.message.as_deref().unwrap_or("boom"))),
+        "panic" => panic!("probe panic"),
+        "alloc" => alloc(required(params.mb, "mb")?, params.chunk_kb),
+        "spin" => spin(),
+        "sleep" => {
+            let ms = required(params.ms, "ms")?;
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(json!({ "slept_ms": ms }))
+        }
+        "read_file" => Ok(outcome(
+            std::fs::read_to_string(required(params.path, "path")?)
+                .map(|content| json!({ "content": content })),
+        )),
+        "write_file" => {
+            let path = required(params.path, "path")?;
+            let content = params.content.unwrap_or_default();
+            Ok(outcome(std::fs::write(path, content).map(|()| json!({}))))
+        }
+        "list_dir" => Ok(outcome(list_dir(&required(params.path, "path")?))),
+        "env" => {
+            let vars: BTreeMap<String, String> = std::env::vars().collect();
+            Ok(json!({ "vars": vars }))
+        }
+        "net" => {
+            let addr = required(params.addr, "addr")?;
+            Ok(outcome(std::net::TcpStream::connect(addr.as_str()).map(|_| json!({}))))
+        }
+        "exit" => std::process::exit(required(params.code, "code")?),
+        "trap" => probe_trap(),
+        "time" => {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+            Ok(json!({ "unix_ms": now.as_millis() as u64 }))
+        }
+        other => ork::bail!(
+            "unknown action {:?}: use echo, fail, panic, alloc, spin, sleep, read_file, write_file, list_dir, env, net, exit, trap or time",
+            other
+        ),
+    }
+}
+
+fn required<T>(value: Option<T>, name: &str) -> Result<T> {
+    value.ok_or_else(|| ork::Error::msg(format!("this action needs params.{}", name)))
+}
+
+/// `{"ok": true, ...fields}` or `{"ok": false, "error": "<io error>"}`.
+fn outcome(result: std::io::Result<Value>) -> Value {
+    match result {
+        Ok(Value::Object(mut m)) => {
+            m.insert("ok".into(), Value::Bool(true));
+            Value::Object(m)
+        }
+        Ok(other) => json!({ "ok": true, "value": other }),
+        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+    }
+}
+
+fn echo(ctx: &Context, upstream: &Value, params: &Params) -> Result<Value> {
+    ctx.metrics().record(
+        "probe_calls",
+        1.0,
+        &[("task", ctx.task_name()), ("kind", "echo")],
+    )?;
+    ctx.log(Level::Info, "echo", json!({ "n": 1 }));
+    println!("stdout line");
+    eprintln!("stderr line");
+    Ok(json!({
+        "task": ctx.task_name(),
+        "workflow": ctx.workflow_name(),
+        "run_id": ctx.run_id(),
+        "attempt": ctx.attempt(),
+        "executor": ctx.executor_name(),
+        "config_file": ctx.config_file(),
+        "scratch_dir": ctx.scratch_dir(),
+        "output_dir": ctx.output_dir(),
+        "params": params,
+        "upstream": upstream,
+    }))
+}
+
+/// Allocates `mb` MiB and touches every byte: one `Vec<u8>` filled with 1s,
+/// or, with `chunk_kb`, many of that size (memory then grows gradually, as in
+/// a program building up data, instead of in one request).
+fn alloc(mb: u32, chunk_kb: Option<u32>) -> Result<Value> {
+    let bytes = (mb as usize)
+        .checked_mul(1 << 20)
+        .ok_or_else(|| ork::Error::msg(format!("{} MiB does not fit in memory", mb)))?;
+    let chunk = match chunk_kb {
+        Some(0) => ork::bail!("params.chunk_kb must be positive"),
+        Some(kb) => (kb as usize).saturating_mul(1 << 10).min(bytes.max(1)),
+        None => bytes.max(1),
+    };
+    let mut chunks = Vec::new();
+    let mut left = bytes;
+    while left > 0 {
+        let n = chunk.min(left);
+        chunks.push(vec![1u8; n]);
+        left -= n;
+    }
+    // Read one byte per page back, so the memory is not optimised away.
+    let mut sum = 0usize;
+    for v in &chunks {
+        for i in (0..v.len()).step_by(4096) {
+            // SAFETY: i < v.len().
+            sum += unsafe { core::ptr::read_volatile(v.as_ptr().add(i)) } as usize;
+        }
+    }
+    let pages: usize = chunks.iter().map(|v| (v.len() + 4095) / 4096).sum();
+    ork::ensure!(sum == pages, "memory did not hold its value");
+    Ok(json!({ "allocated_mb": mb }))
+}
+
+/// Busy-loops forever (until the host stops it).
+fn spin() -> ! {
+    let mut counter = 0u64;
+    loop {
+        // SAFETY: reads and writes a local; volatile so the loop stays.
+        unsafe {
+            let n = core::ptr::read_volatile(&counter);
+            core::ptr::write_volatile(&mut counter, n.wrapping_add(1));
+        }
+    }
+}
+
+fn list_dir(path: &str) -> std::io::Result<Value> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        entries.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    entries.sort();
+    Ok(json!({ "entries": entries }))
+}
+
+/// Executes `unreachable`, so the trap names this function.
+#[inline(never)]
+fn probe_trap() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    std::process::abort();
+}
