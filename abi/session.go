@@ -64,8 +64,9 @@ type Session struct {
 	outputSet bool
 	report    *ErrorReport
 	metrics   []Metric
-	// pending response for the wasm-import transport
-	pending []byte
+	// pending response, until the transport's guest side fetches it
+	pending    []byte
+	pendingErr bool
 }
 
 // NewSession starts the host side of a task's conversation. host is the
@@ -217,29 +218,31 @@ func (s *Session) Dispatch(op string, req []byte) ([]byte, error) {
 	}
 }
 
-// SetPending stores a response for the wasm-import transport's `response`.
-func (s *Session) SetPending(b []byte) {
+// SetPending keeps a response (isErr: an encoded OpError) until the guest
+// fetches it.
+func (s *Session) SetPending(b []byte, isErr bool) {
 	s.mu.Lock()
-	s.pending = b
+	s.pending, s.pendingErr = b, isErr
 	s.mu.Unlock()
 }
 
-// TakePending returns and clears the pending response.
-func (s *Session) TakePending(capacity uint32) ([]byte, error) {
+// TakePending returns and clears the pending response, if it fits capacity.
+// fn names the guest-facing function for trap messages.
+func (s *Session) TakePending(fn string, capacity uint32) (b []byte, isErr bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, Trapf(FuncResponse, "the task has already ended")
+		return nil, false, Trapf(fn, "the task has already ended")
 	}
 	if s.pending == nil {
-		return nil, Trapf(FuncResponse, "called with no pending response (call `call` first)")
+		return nil, false, Trapf(fn, "called with no pending response (call an operation first)")
 	}
 	if uint32(len(s.pending)) > capacity {
-		return nil, Trapf(FuncResponse, "buffer of %d bytes is too small for the %d-byte response", capacity, len(s.pending))
+		return nil, false, Trapf(fn, "buffer of %d bytes is too small for the %d-byte response", capacity, len(s.pending))
 	}
-	b := s.pending
-	s.pending = nil
-	return b, nil
+	b, isErr = s.pending, s.pendingErr
+	s.pending, s.pendingErr = nil, false
+	return b, isErr, nil
 }
 
 // ErrorResponse encodes an OpError as the guest sees it.

@@ -99,11 +99,11 @@ func TestMisuseTraps(t *testing.T) {
 func TestCallsAfterTheTaskEndedTrap(t *testing.T) {
 	s, _ := newSession(t)
 	hello(t, s)
-	s.SetPending([]byte("null"))
+	s.SetPending([]byte("null"), false)
 	s.Close()
 	_, err := s.Dispatch(abi.OpTaskInfo, nil)
 	assert.EqualError(t, err, `host ABI misuse in "task.info": the task has already ended`)
-	_, err = s.TakePending(100)
+	_, _, err = s.TakePending(abi.FuncResponse, 100)
 	assert.EqualError(t, err, `host ABI misuse in "response": the task has already ended`)
 }
 
@@ -143,13 +143,14 @@ func TestMetricPointLimit(t *testing.T) {
 
 func TestPendingResponse(t *testing.T) {
 	s, _ := newSession(t)
-	_, err := s.TakePending(10)
+	_, _, err := s.TakePending(abi.FuncResponse, 10)
 	assert.ErrorContains(t, err, "no pending response")
-	s.SetPending([]byte(`{"a":1}`))
-	_, err = s.TakePending(3)
+	s.SetPending([]byte(`{"a":1}`), true)
+	_, _, err = s.TakePending(abi.FuncResponse, 3)
 	assert.ErrorContains(t, err, "buffer of 3 bytes is too small for the 7-byte response")
-	b, err := s.TakePending(7)
+	b, isErr, err := s.TakePending(abi.FuncResponse, 7)
 	require.NoError(t, err)
+	assert.True(t, isErr)
 	assert.Equal(t, `{"a":1}`, string(b))
 }
 

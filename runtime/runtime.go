@@ -151,6 +151,16 @@ type Module struct {
 // was built for. Compilation happens on first use per memory limit and is
 // cached on disk.
 func (h *Host) LoadModule(ctx context.Context, name string, bin []byte) (*Module, error) {
+	return h.load(ctx, name, bin, true)
+}
+
+// LoadInterpreter loads a module that imports nothing but WASI and reaches
+// the host ABI through the clock gate (abi/ABI.md), such as CPython.
+func (h *Host) LoadInterpreter(ctx context.Context, name string, bin []byte) (*Module, error) {
+	return h.load(ctx, name, bin, false)
+}
+
+func (h *Host) load(ctx context.Context, name string, bin []byte, requireABI bool) (*Module, error) {
 	stripped, err := wasmstrip.Strip(bin)
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", name, err)
@@ -162,13 +172,13 @@ func (h *Host) LoadModule(ctx context.Context, name string, bin []byte) (*Module
 	if err != nil {
 		return nil, err
 	}
-	if err := checkImports(name, cm); err != nil {
+	if err := checkImports(name, cm, requireABI); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-func checkImports(name string, cm wazero.CompiledModule) error {
+func checkImports(name string, cm wazero.CompiledModule, requireABI bool) error {
 	usesABI := false
 	for _, f := range cm.ImportedFunctions() {
 		mod, fn, _ := f.Import()
@@ -191,7 +201,7 @@ func checkImports(name string, cm wazero.CompiledModule) error {
 				name, mod, fn, abi.ImportModule, wasi_snapshot_preview1.ModuleName)
 		}
 	}
-	if !usesABI {
+	if requireABI && !usesABI {
 		return fmt.Errorf("module %s does not import %s: it was not built with an ork SDK (see sdk/rust)", name, abi.ImportModule)
 	}
 	return nil
@@ -212,7 +222,7 @@ func (h *Host) engine(ctx context.Context, pages uint32) (*engine, error) {
 		WithDebugInfoEnabled(false).
 		WithCompilationCache(h.cache)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+	if err := instantiateWASI(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("instantiating WASI: %w", err)
 	}
@@ -321,8 +331,8 @@ func (h *Host) Run(ctx context.Context, t Task) (*Result, error) {
 		WithStartFunctions().
 		WithArgs(args...).
 		WithFSConfig(fs).
-		WithSysWalltime().
-		WithSysNanotime().
+		WithWalltime(walltime, sys.ClockResolution(time.Microsecond)).
+		WithNanotime(nanotime, sys.ClockResolution(1)).
 		WithSysNanosleep().
 		WithRandSource(rand.Reader).
 		WithStdin(eofReader{}).
@@ -495,20 +505,20 @@ func abiCall(ctx context.Context, mod api.Module, stack []uint64) {
 		var oe *abi.OpError
 		if errors.As(err, &oe) {
 			b := abi.ErrorResponse(oe)
-			s.SetPending(b)
+			s.SetPending(b, true)
 			stack[0] = api.EncodeI32(-int32(len(b)))
 			return
 		}
 		panic(err)
 	}
-	s.SetPending(resp)
+	s.SetPending(resp, false)
 	stack[0] = api.EncodeI32(int32(len(resp)))
 }
 
 func abiResponse(ctx context.Context, mod api.Module, stack []uint64) {
 	s := sessionFrom(ctx, abi.FuncResponse)
 	ptr, n := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
-	b, err := s.TakePending(n)
+	b, _, err := s.TakePending(abi.FuncResponse, n)
 	if err != nil {
 		panic(err)
 	}

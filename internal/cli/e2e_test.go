@@ -349,17 +349,6 @@ func TestInvalidInputExitsTwoWithPosition(t *testing.T) {
 	assert.Equal(t, 2, r.code)
 }
 
-func TestPythonExecutorsAreNotSupportedYet(t *testing.T) {
-	dir := writeProject(t, map[string]string{
-		"ork.yaml": "executors:\n  transform:\n    type: executors.transform:TransformExecutor\n",
-		"wf.yaml":  "name: py\ntasks:\n  t:\n    executor: transform\n    config_file: t.yaml\n",
-		"t.yaml":   "x: 1\n",
-	})
-	r := ork(t, dir, "run", "wf.yaml")
-	assert.Equal(t, 2, r.code)
-	assert.Contains(t, r.stderr, "wf.yaml:3:3: task \"t\" uses executor \"transform\" (type executors.transform:TransformExecutor): Python executors are not supported yet")
-}
-
 func TestModuleForAnotherABIVersionIsRefused(t *testing.T) {
 	dir := writeProject(t, map[string]string{
 		"ork.yaml": "executors:\n  old:\n    type: modules/v2.wasm\n",

@@ -120,7 +120,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 		return failedErr(err)
 	}
 	defer host.Close(context.Background())
-	r := runner.New(p, host, cargo.New(dir, progressOut))
+	r := runner.New(p, host, cargo.New(dir, progressOut), dir)
 	plan, err := r.Prepare(ctx, wf)
 	if err != nil {
 		if ctx.Err() != nil {

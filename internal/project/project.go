@@ -27,7 +27,8 @@ var (
 
 // Keys accepted in ork.yaml.
 var (
-	projectKeys  = []string{"executors"}
+	projectKeys  = []string{"executors", "python"}
+	pythonKeys   = []string{"path"}
 	executorKeys = []string{"type", "config", "sandbox"}
 	sandboxKeys  = []string{"memory", "timeout", "mounts", "env"}
 	mountKeys    = []string{"host", "guest"}
@@ -40,7 +41,7 @@ const (
 )
 
 // reservedGuestPaths are used by the sandbox itself (scratch and output).
-var reservedGuestPaths = []string{"/tmp", "/output"}
+var reservedGuestPaths = []string{"/tmp", "/output", "/.ork-sdk"}
 
 const typeForms = `rust, python, module.path:ClassName, path/to/executor.wasm or path/to/crate (a directory holding Cargo.toml)`
 
@@ -92,6 +93,8 @@ func Load(root string) (*Project, error) {
 			switch f.Name {
 			case "executors":
 				p.decodeExecutors(d, f.Value)
+			case "python":
+				p.decodePython(d, f.Value)
 			}
 		}
 	}
@@ -154,6 +157,37 @@ func cleanRel(s string) (clean, problem string) {
 		return "", "points outside the project root; move the file into the project and use a path relative to the project root"
 	}
 	return c, ""
+}
+
+// decodePython reads `python: {path: [dir, ...]}`: project directories put on
+// sys.path in every Python sandbox.
+func (p *Project) decodePython(d *fileDecoder, n *yaml.Node) {
+	if !d.mapping(n, "python in ork.yaml", "a mapping with the key path", true) {
+		return
+	}
+	kvs, _ := d.fields(n, "in python", pythonKeys)
+	for _, f := range kvs {
+		items, ok := d.sequence(f.Value, "python path", "a list of project directories, e.g. [vendor]")
+		if !ok {
+			continue
+		}
+		for _, item := range items {
+			s, good := d.str(item, "python path entry", "give a directory relative to the project root")
+			if !good {
+				continue
+			}
+			clean, problem := cleanRel(s)
+			if problem != "" {
+				d.errorf(item, "python path entry %s %s", s, problem)
+				continue
+			}
+			if fi, err := os.Stat(p.abs(clean)); err != nil || !fi.IsDir() {
+				d.errorf(item, "python path entry %s is not a directory of the project; create it (e.g. with `ork python install --target %s`) or remove it", s, clean)
+				continue
+			}
+			p.PythonPath = append(p.PythonPath, clean)
+		}
+	}
 }
 
 func (p *Project) decodeExecutors(d *fileDecoder, n *yaml.Node) {

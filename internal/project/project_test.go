@@ -507,3 +507,18 @@ func TestSyntaxErrorLines(t *testing.T) {
 		checkErr(t, err, tt.want)
 	}
 }
+
+func TestPythonPath(t *testing.T) {
+	root := writeFiles(t, map[string]string{
+		"ork.yaml": "python:\n  path: [vendor, lib/py]\n",
+		"vendor/":  "",
+		"lib/py/":  "",
+	})
+	p, err := Load(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.PythonPath, ","); got != "vendor,lib/py" {
+		t.Fatalf("PythonPath = %q", got)
+	}
+}

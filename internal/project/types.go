@@ -13,7 +13,10 @@ type Project struct {
 	Root      string               // absolute path of the directory holding ork.yaml
 	File      string               // absolute path of ork.yaml
 	Executors map[string]*Executor // by name; always contains the built-ins "rust" (and "python") unless redefined
-	Order     []string             // executor names: those of ork.yaml in file order, then the built-ins it does not redefine
+	// PythonPath lists project-relative directories added to sys.path in
+	// every Python sandbox (ork.yaml `python: {path: [...]}`).
+	PythonPath []string
+	Order      []string // executor names: those of ork.yaml in file order, then the built-ins it does not redefine
 }
 
 // ExecutorKind says how an executor's type was written.

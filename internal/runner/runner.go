@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,8 +21,10 @@ import (
 	"github.com/orkrun/ork/abi"
 	"github.com/orkrun/ork/internal/cargo"
 	"github.com/orkrun/ork/internal/project"
+	"github.com/orkrun/ork/internal/pyruntime"
 	"github.com/orkrun/ork/internal/scheduler"
 	"github.com/orkrun/ork/runtime"
+	pysdk "github.com/orkrun/ork/sdk/python"
 )
 
 // Run statuses.
@@ -83,18 +84,20 @@ type Options struct {
 
 // Runner runs workflows of one project.
 type Runner struct {
-	proj    *project.Project
-	host    *runtime.Host
-	builder *cargo.Builder
+	proj     *project.Project
+	host     *runtime.Host
+	builder  *cargo.Builder
+	cacheDir string
+	pySDK    string // host directory of the Python SDK, once needed
 
 	mu      sync.Mutex
 	modules map[string]*runtime.Module // by absolute path of the crate or .wasm
 }
 
-// New returns a Runner for proj, compiling with host and building crates with
-// builder.
-func New(proj *project.Project, host *runtime.Host, builder *cargo.Builder) *Runner {
-	return &Runner{proj: proj, host: host, builder: builder, modules: map[string]*runtime.Module{}}
+// New returns a Runner for proj, compiling with host, building crates with
+// builder and keeping what it extracts (the Python SDK) under cacheDir.
+func New(proj *project.Project, host *runtime.Host, builder *cargo.Builder, cacheDir string) *Runner {
+	return &Runner{proj: proj, host: host, builder: builder, cacheDir: cacheDir, modules: map[string]*runtime.Module{}}
 }
 
 // Plan is a workflow whose every task has a module, ready to run.
@@ -108,6 +111,7 @@ type planned struct {
 	executor *project.Executor
 	module   *runtime.Module
 	params   any
+	python   []string // interpreter arguments after "-c BOOT" for Python tasks
 }
 
 // UnsupportedError says a feature is not available in this version of ork.
@@ -126,21 +130,17 @@ func (e *UnsupportedError) Error() string {
 // Check reports what a workflow needs that this ork cannot do, without
 // building anything.
 func Check(proj *project.Project, wf *project.Workflow) error {
-	var errs []error
 	for _, name := range wf.Order {
 		t := wf.Tasks[name]
 		ex := proj.Executors[t.Executor]
 		if ex == nil {
 			continue
 		}
-		switch ex.Kind {
-		case project.KindPythonClass, project.KindBuiltinPython:
-			errs = append(errs, &UnsupportedError{Pos: t.Pos, Msg: fmt.Sprintf(
-				"task %q uses executor %q (type %s): Python executors are not supported yet by this version of ork; use a Rust executor (type: a crate directory or a .wasm module, or the built-in rust executor)",
-				name, ex.Name, ex.Type)})
+		if (ex.Kind == project.KindPythonClass || ex.Kind == project.KindBuiltinPython) && !pyruntime.Available() {
+			return &UnsupportedError{Pos: t.Pos, Msg: fmt.Sprintf("task %q uses the Python executor %q, but %s", name, ex.Name, pyruntime.ErrNotEmbedded)}
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Prepare resolves and builds the module of every task of wf. Build output
@@ -161,6 +161,15 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 			path, isCrate = ex.Path, true
 		case project.KindModule:
 			path = ex.Path
+		case project.KindPythonClass:
+			pt.python = []string{"class", ex.Type}
+		case project.KindBuiltinPython:
+			tc, err := r.proj.LoadTaskConfig(t)
+			if err != nil {
+				return nil, err
+			}
+			pt.params = tc.Params
+			pt.python = []string{"function", tc.File, tc.Func}
 		case project.KindBuiltinRust:
 			tc, err := r.proj.LoadTaskConfig(t)
 			if err != nil {
@@ -175,7 +184,13 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 		default:
 			return nil, fmt.Errorf("task %q: executor %q of type %s cannot run in this version of ork", name, ex.Name, ex.Type)
 		}
-		m, err := r.module(ctx, path, isCrate)
+		var m *runtime.Module
+		var err error
+		if pt.python != nil {
+			m, err = r.interpreter(ctx)
+		} else {
+			m, err = r.module(ctx, path, isCrate)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("task %q: %w", name, err)
 		}
@@ -183,6 +198,34 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 		p.tasks[name] = pt
 	}
 	return p, nil
+}
+
+// pythonKey keys the interpreter among the runner's modules.
+const pythonKey = "\x00python"
+
+// interpreter loads the embedded CPython and writes out the Python SDK.
+func (r *Runner) interpreter(ctx context.Context) (*runtime.Module, error) {
+	r.mu.Lock()
+	m, ok := r.modules[pythonKey]
+	r.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	bin, err := pyruntime.Wasm()
+	if err != nil {
+		return nil, err
+	}
+	if r.pySDK, err = pysdk.Dir(r.cacheDir); err != nil {
+		return nil, err
+	}
+	m, err = r.host.LoadInterpreter(ctx, "python.wasm", bin)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.modules[pythonKey] = m
+	r.mu.Unlock()
+	return m, nil
 }
 
 func (r *Runner) module(ctx context.Context, rel string, isCrate bool) (*runtime.Module, error) {
@@ -214,6 +257,13 @@ func (r *Runner) module(ctx context.Context, rel string, isCrate bool) (*runtime
 	r.mu.Unlock()
 	return m, nil
 }
+
+// PythonSDKDir is where Python sandboxes see the ork SDK.
+const PythonSDKDir = "/.ork-sdk/python"
+
+// pythonBoot is the program the interpreter runs; the SDK's runner takes it
+// from there (sdk/python/ork/_main.py).
+const pythonBoot = "import ork._main; ork._main.main()"
 
 // NewRunID returns a sortable, unique run id.
 func NewRunID() string {
@@ -351,11 +401,25 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 			policy.Env = append(policy.Env, k+"="+v)
 		}
 	}
+	args := []string{name}
+	if pt.python != nil {
+		policy.Mounts = append(policy.Mounts, runtime.Mount{HostPath: r.pySDK, GuestPath: PythonSDKDir})
+		pyPath := []string{PythonSDKDir}
+		for _, d := range r.proj.PythonPath {
+			pyPath = append(pyPath, "/"+d)
+		}
+		policy.Env = append(policy.Env,
+			"PYTHONPATH="+strings.Join(pyPath, ":"),
+			"PYTHONDONTWRITEBYTECODE=1",
+			"PYTHONUNBUFFERED=1",
+		)
+		args = append([]string{"python", "-c", pythonBoot}, pt.python...)
+	}
 	stdout := &lineWriter{emit: func(s string) { tl.line("info", "stdout", s, nil) }}
 	stderr := &lineWriter{emit: func(s string) { tl.line("warn", "stderr", s, nil) }}
 	out, err := r.host.Run(ctx, runtime.Task{
 		Module: pt.module, Policy: policy, Session: sess,
-		Stdout: stdout, Stderr: stderr, Args: []string{name},
+		Stdout: stdout, Stderr: stderr, Args: args,
 	})
 	stdout.Flush()
 	stderr.Flush()
@@ -365,6 +429,14 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	}
 	res.DurationMS = float64(out.Duration.Microseconds()) / 1000
 	if f := out.Failure; f != nil {
+		if rep := sess.Reported(); rep != nil && strings.HasPrefix(rep.Message, "MemoryError") {
+			// An interpreter turns a refused memory.grow into an exception.
+			limit := policy.MemoryBytes
+			if limit == 0 {
+				limit = runtime.DefaultMemoryBytes
+			}
+			return fail(runtime.ReasonMemory, fmt.Sprintf("exceeded the memory limit of %s (sandbox.memory): %s", runtime.FormatBytes(limit), rep.Message))
+		}
 		return fail(f.Reason, failureMessage(f, sess.Reported(), stderr.last))
 	}
 	if o, ok := sess.Output(); ok {

@@ -16,7 +16,14 @@ var magic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
 
 // Strip returns bin without its ".debug_*" and "external_debug_info" custom
 // sections. It returns bin itself when there is nothing to remove.
-func Strip(bin []byte) ([]byte, error) {
+func Strip(bin []byte) ([]byte, error) { return strip(bin, dropCustom) }
+
+// StripAll returns bin without any custom section.
+func StripAll(bin []byte) ([]byte, error) {
+	return strip(bin, func([]byte) bool { return true })
+}
+
+func strip(bin []byte, drop func(payload []byte) bool) ([]byte, error) {
 	if len(bin) < len(magic) || !bytes.Equal(bin[:len(magic)], magic) {
 		return nil, errors.New("not a WebAssembly module (bad magic or version)")
 	}
@@ -36,7 +43,7 @@ func Strip(bin []byte) ([]byte, error) {
 		if end > len(bin) || end < off {
 			return nil, fmt.Errorf("section at offset %d runs past the end of the module", start)
 		}
-		if id == 0 && dropCustom(bin[off:end]) {
+		if id == 0 && drop(bin[off:end]) {
 			removed = true
 		} else {
 			out = append(out, bin[start:end]...)
