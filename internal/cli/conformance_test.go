@@ -105,7 +105,7 @@ func TestConformanceRustAndPython(t *testing.T) {
 	for _, lang := range []string{"rust", "python"} {
 		t.Run(lang, func(t *testing.T) {
 			files := map[string]string{
-				"ork.yaml": fmt.Sprintf("executors:\n  probe:\n    type: %s\n    sandbox: {memory: 64MiB, timeout: 3s}\n", lang),
+				"ork.yaml": fmt.Sprintf("executors:\n  probe:\n    type: %s\n    sandbox: {memory: 64MiB, timeout: 2m}\n", lang),
 				"data.txt": "project data\n",
 				"probe.py": string(probePy),
 			}
@@ -118,6 +118,9 @@ func TestConformanceRustAndPython(t *testing.T) {
 				}
 				files["tasks/"+c.task+".yaml"] = code + "\nparams: " + c.params + "\n"
 				fmt.Fprintf(&wf, "  %s:\n    executor: probe\n    config_file: tasks/%s.yaml\n", c.task, c.task)
+				if c.task == "spin" {
+					wf.WriteString("    timeout: 3s\n")
+				}
 			}
 			wf.WriteString("  downstream:\n    executor: probe\n    config_file: tasks/echo.yaml\n    depends_on: [echo]\n")
 			files["wf.yaml"] = wf.String()
