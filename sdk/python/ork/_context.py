@@ -41,7 +41,10 @@ class Metrics:
             raise ValueError(f"metric {name!r}: value {value} is too large for a float") from None
         if not math.isfinite(number):
             raise ValueError(f"metric {name!r}: value {value} is not a finite number")
-        req = {"name": name, "value": value if isinstance(value, int) and abs(value) < 2**53 else number}
+        req: "dict[str, object]" = {
+            "name": name,
+            "value": value if isinstance(value, int) and abs(value) < 2**53 else number,
+        }
         if labels:
             req["labels"] = _labels(name, labels)
         _abi.invoke(_abi.OP_METRICS_RECORD, req)
@@ -199,7 +202,8 @@ class HostLogHandler(logging.Handler):
     Level mapping: DEBUG and below -> ``debug``, INFO -> ``info``, WARNING ->
     ``warn``, ERROR and CRITICAL -> ``error``. Attributes added with
     ``extra=`` become the record's ``fields``, plus ``logger`` (the logger's
-    name) for records from loggers other than the root and ``ork.task``.
+    name) for records from loggers other than the root, ``ork.task`` and a
+    python task's own module (``__ork_task__``).
     A record the host refuses goes to stderr instead; logging never fails
     the task.
     """
@@ -214,9 +218,9 @@ class HostLogHandler(logging.Handler):
             if len(message) > _MAX_LOG_MESSAGE:
                 message = f"{message[:_MAX_LOG_MESSAGE]}... ({len(message)} characters in all)"
             fields = {k: _field(v) for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
-            if record.name not in ("root", TASK_LOGGER):
+            if record.name not in ("root", TASK_LOGGER, "__ork_task__"):
                 fields.setdefault("logger", record.name)
-            req = {"level": level_name(record.levelno), "message": message}
+            req: "dict[str, object]" = {"level": level_name(record.levelno), "message": message}
             if fields:
                 req["fields"] = fields
             _abi.invoke(_abi.OP_LOG, req)
@@ -232,23 +236,26 @@ class HostLogHandler(logging.Handler):
 def install_logging():
     """Routes ``logging`` to the host for the duration of a task.
 
-    The root logger gets a :class:`HostLogHandler` and level INFO (so a
-    plain ``logging.info(...)`` becomes a log line, while libraries' DEBUG
-    chatter does not); ``ork.task`` gets level DEBUG and propagates to the
-    root, so every record is sent exactly once. Returns a function that
-    undoes it all.
+    ``ork.task`` (``ctx.log``) gets its own :class:`HostLogHandler`, level
+    DEBUG and no propagation, so its records reach the host however user
+    code reconfigures the root logger. The root logger gets a handler too,
+    and level INFO, so a plain ``logging.info(...)`` becomes a log line while
+    libraries' DEBUG chatter does not. Every record is sent exactly once.
+    Returns a function that undoes it all.
     """
     root = logging.getLogger()
     task = logging.getLogger(TASK_LOGGER)
-    handler = HostLogHandler()
+    root_handler, task_handler = HostLogHandler(), HostLogHandler()
     saved = (root.level, task.level, task.propagate)
-    root.addHandler(handler)
+    root.addHandler(root_handler)
     root.setLevel(logging.INFO)
+    task.addHandler(task_handler)
     task.setLevel(logging.DEBUG)
-    task.propagate = True
+    task.propagate = False
 
     def undo() -> None:
-        root.removeHandler(handler)
+        root.removeHandler(root_handler)
+        task.removeHandler(task_handler)
         root.setLevel(saved[0])
         task.setLevel(saved[1])
         task.propagate = saved[2]

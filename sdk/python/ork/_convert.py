@@ -24,9 +24,9 @@ _NoneType = type(None)
 def is_pydantic_model(tp) -> bool:
     """Whether ``tp`` is a pydantic model class (v1 or v2), detected without
     importing pydantic."""
-    return isinstance(tp, type) and hasattr(tp, "__fields__") and (
-        hasattr(tp, "parse_obj") or hasattr(tp, "model_validate")
-    )
+    if not isinstance(tp, type):
+        return False
+    return is_pydantic_v2(tp) or (hasattr(tp, "parse_obj") and hasattr(tp, "__fields__"))
 
 
 def is_pydantic_v2(tp) -> bool:
@@ -160,8 +160,8 @@ class Converter:
                 try:
                     return tp(value)
                 except ValueError:
-                    allowed = ", ".join(_literal(m.value) for m in tp)
-                    return self.fail(path, f"expected one of {allowed}, got {describe(value)}")
+                    members = ", ".join(_literal(m.value) for m in tp)
+                    return self.fail(path, f"expected one of {members}, got {describe(value)}")
         return value  # a type we do not check
 
     def _union(self, value, args, path):

@@ -19,14 +19,24 @@ import os
 import sys
 import traceback
 
-from . import _abi, _check_executor
+from . import _abi
 from ._context import Context, install_logging
 from ._errors import ConfigError, OrkError, OutputError, a_type
+from ._executor import check_executor
 
 #: The module name a python task's file is loaded as.
 TASK_MODULE = "__ork_task__"
 
 _SDK_DIR = os.path.dirname(os.path.abspath(__file__))
+# importlib's own frames: its package directory, and the path its code was
+# compiled under (different in the sandbox's interpreter, whose stdlib is
+# embedded).
+_IMPORTLIB_DIRS = tuple(
+    {
+        os.path.dirname(os.path.abspath(importlib.__file__)),
+        os.path.dirname(importlib.import_module.__code__.co_filename),
+    }
+)
 
 PYDANTIC_V2_MESSAGE = (
     "pydantic v2 needs its native core (pydantic-core), which cannot run in the "
@@ -71,6 +81,7 @@ def run(argv) -> int:
     """Runs the task described by ``argv`` (``["class", "MODULE:CLASS"]`` or
     ``["function", FILE, FUNC]``); returns the exit status."""
     argv = list(argv)
+    target: "ClassTarget | FunctionTarget | _BadArgs"
     if len(argv) == 2 and argv[0] == "class" and ":" in argv[1]:
         target = ClassTarget(spec=argv[1])
     elif len(argv) == 3 and argv[0] == "function":
@@ -192,7 +203,7 @@ class ClassTarget:
         name = ctx.executor_name
         cls = self.cls if self.cls is not None else self._load(name)
         try:
-            _check_executor(cls)
+            check_executor(cls)
         except TypeError as e:
             where = f" ({self.spec})" if self.spec else ""
             raise Failure("config", f"executor `{name}`{where}: {e}") from None
@@ -213,6 +224,7 @@ class ClassTarget:
         return call_user(instance.run, ("" if config_file is None else config_file, ctx, upstream))
 
     def _load(self, name: str):
+        assert self.spec is not None
         module_name, _, class_path = self.spec.partition(":")
         where = f"ork.yaml executors.{name}.type: {self.spec}"
         try:
@@ -328,21 +340,32 @@ class FunctionTarget:
         func = getattr(module, self.name, None)
         fwhere = f" (function: in {ctx.config_file})" if ctx.config_file else ""
         if func is None:
-            functions = [k for k, v in vars(module).items() if callable(v) and getattr(v, "__module__", None) == TASK_MODULE]
+            functions = [
+                k for k, v in vars(module).items()
+                if type(v).__name__ == "function" and getattr(v, "__module__", None) == TASK_MODULE
+            ]
             raise Failure(
                 "config",
                 f"python task file {path} has no function {self.name!r}{fwhere}" + _did_you_mean(self.name, functions),
             )
         if not callable(func) or isinstance(func, type):
             raise Failure("config", f"{path}: {self.name} is {a_type(func)}, not a function{fwhere}")
-        import inspect
-
-        if inspect.iscoroutinefunction(func) or inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        if _is_generator_or_async(func):
             raise Failure(
                 "config",
                 f"{path}: {self.name} must be a plain `def` that returns the output (tasks run synchronously)",
             )
         return func
+
+
+# CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR (what inspect checks,
+# without importing it).
+_LAZY_CODE_FLAGS = 0x20 | 0x80 | 0x200
+
+
+def _is_generator_or_async(func) -> bool:
+    code = getattr(func, "__code__", None)
+    return code is not None and bool(code.co_flags & _LAZY_CODE_FLAGS)
 
 
 def _signature(func) -> str:
@@ -420,7 +443,7 @@ def _keep(frame) -> bool:
     if name.startswith("<"):
         return True
     path = os.path.abspath(name)
-    return not (path == _SDK_DIR or path.startswith(_SDK_DIR + os.sep))
+    return not any(path.startswith(d + os.sep) for d in (_SDK_DIR,) + _IMPORTLIB_DIRS)
 
 
 def _trim(te, seen) -> None:

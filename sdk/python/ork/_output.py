@@ -12,10 +12,17 @@ _HINT = (
 
 
 def _type_name(value) -> str:
+    """The type of ``value``, qualified by its module unless built in."""
     tp = type(value)
     if tp.__module__ in ("builtins", "__main__", "__ork_task__"):
         return tp.__qualname__
     return f"{tp.__module__}.{tp.__qualname__}"
+
+
+def _a_type_name(value) -> str:
+    """``a datetime.datetime``, ``an object``: :func:`_type_name` with its article."""
+    name = _type_name(value)
+    return ("an " if name[:1].lower() in "aeiou" else "a ") + name
 
 
 def _key_path(path: str, key: str) -> str:
@@ -53,7 +60,7 @@ def _walk(value, path: str, active: set):
             return _container(value, cls, path, active)
         finally:
             active.discard(id(value))
-    raise OutputError(f"task output is not JSON-serializable: {path} is a {_type_name(value)}; {_HINT}", path)
+    raise OutputError(f"task output is not JSON-serializable: {path} is {_a_type_name(value)}; {_HINT}", path)
 
 
 def _container(value, cls, path: str, active: set):
@@ -80,11 +87,15 @@ def _container(value, cls, path: str, active: set):
         return {f.name: _walk(getattr(value, f.name), f"{path}.{f.name}", active) for f in dataclasses.fields(value)}
     if _is_model(cls):
         return _model(value, path, active)
-    raise OutputError(f"task output is not JSON-serializable: {path} is a {_type_name(value)}; {_HINT}", path)
+    raise OutputError(f"task output is not JSON-serializable: {path} is {_a_type_name(value)}; {_HINT}", path)
 
 
 def _is_model(cls) -> bool:
-    return hasattr(cls, "__fields__") and (hasattr(cls, "model_dump") or (hasattr(cls, "json") and hasattr(cls, "dict")))
+    """Whether ``cls`` is a pydantic model class: v2 (``model_dump``) or v1
+    (``__fields__``, ``json`` and ``dict``)."""
+    if hasattr(cls, "model_dump") and hasattr(cls, "model_fields"):
+        return True
+    return hasattr(cls, "__fields__") and hasattr(cls, "json") and hasattr(cls, "dict")
 
 
 def _model(value, path: str, active: set):

@@ -29,12 +29,15 @@ Runs change process-wide state while they last (the transport and the
 afterwards; run one at a time.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from typing import Any, Callable, NoReturn
 
 from . import _abi, _main
 
@@ -51,7 +54,7 @@ class MetricPoint:
 
     name: str
     value: float
-    labels: "dict[str, str]" = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class LogRecord:
 
     level: str  # debug, info, warn or error
     message: str
-    fields: dict = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,18 +84,22 @@ _UNSET = object()
 class Outcome:
     """What a mock run did: how it ended and everything it sent to the host."""
 
-    exit_code: "int | None"
+    exit_code: int | None
     """The exit status (0 = success), or ``None`` when the host trapped the task."""
-    trap: "str | None"
+    trap: str | None
     """Why the host stopped the task for breaking the ABI, if it did."""
     output_set: bool
     """Whether the task stored an output."""
-    output: object
+    output: Any
     """The output stored with ``output.set`` (``None`` if none)."""
-    errors: "list[ErrorReport]"
-    metrics: "list[MetricPoint]"
-    logs: "list[LogRecord]"
-    calls: "list[str]"
+    errors: list[ErrorReport]
+    """Every ``error.report``, in order."""
+    metrics: list[MetricPoint]
+    """The metric points recorded, in order."""
+    logs: list[LogRecord]
+    """The log records, in order (stdout and stderr are not captured: use
+    pytest's ``capsys``)."""
+    calls: list[str]
     """The operations called, in order (``abi.hello`` first)."""
 
     @property
@@ -101,15 +108,20 @@ class Outcome:
         return self.exit_code == 0 and self.trap is None
 
     @property
-    def error(self) -> "ErrorReport | None":
+    def error(self) -> ErrorReport | None:
         """The last error reported, if any."""
         return self.errors[-1] if self.errors else None
 
-    def assert_succeeded(self):
+    def assert_succeeded(self) -> Any:
         """Returns the output if the task succeeded; raises ``AssertionError``
         with the task's error otherwise."""
         if not self.succeeded:
-            why = self.trap and f"trapped: {self.trap}" or (str(self.error) if self.error else f"exit status {self.exit_code}")
+            if self.trap is not None:
+                why = f"trapped: {self.trap}"
+            elif self.error is not None:
+                why = str(self.error)
+            else:
+                why = f"exit status {self.exit_code}"
             raise AssertionError(f"the task failed: {why}")
         return self.output
 
@@ -134,13 +146,13 @@ class MockHost:
         workflow: str = "workflow",
         run_id: str = "run-1",
         attempt: int = 1,
-        executor: "str | None" = None,
-        config_file: "str | None" = None,
-        scratch_dir: "str | None" = None,
-        output_dir: "str | None" = None,
-        config=None,
-        params=None,
-        upstream: "dict | None" = None,
+        executor: str | None = None,
+        config_file: str | None = None,
+        scratch_dir: str | None = None,
+        output_dir: str | None = None,
+        config: Any = None,
+        params: Any = None,
+        upstream: dict[str, Any] | None = None,
         mailbox_size: int = _abi.INITIAL_MAILBOX_SIZE,
     ) -> None:
         tmp = tempfile.gettempdir()
@@ -157,7 +169,7 @@ class MockHost:
         self.upstream = upstream
         self.mailbox_size = mailbox_size
 
-    def run_executor(self, executor) -> Outcome:
+    def run_executor(self, executor: type | str) -> Outcome:
         """Runs a custom executor as ork would: ``executor`` is the class, or
         its ork.yaml ``type`` (``"executors.transform:TransformExecutor"``),
         imported from ``sys.path`` exactly as in the sandbox."""
@@ -170,7 +182,7 @@ class MockHost:
         default = getattr(executor, "__name__", "executor").lower()
         return self._run(lambda: _main.execute(target), self.executor or default)
 
-    def run_task(self, task, function: str = "run") -> Outcome:
+    def run_task(self, task: Callable[..., Any] | str, function: str = "run") -> Outcome:
         """Runs a python task as ork would: ``task`` is the function (called as
         ``task(ctx, upstream, **params)``), or the path of its .py file
         (relative to the working directory, which plays the project root), in
@@ -181,7 +193,7 @@ class MockHost:
         argv = ["function", str(task), function]
         return self._run(lambda: _main.run(argv), self.executor or "python")
 
-    def run_main(self, argv) -> Outcome:
+    def run_main(self, argv: list[str]) -> Outcome:
         """Runs the sandbox's entry point with the arguments ork passes
         (``["class", "MODULE:CLASS"]`` or ``["function", FILE, FUNC]``),
         catching its ``SystemExit``."""
@@ -195,7 +207,7 @@ class MockHost:
 
         return self._run(program, self.executor or "python")
 
-    def _info(self, executor: str) -> dict:
+    def _info(self, executor: str) -> dict[str, Any]:
         return {
             "task": self.task,
             "workflow": self.workflow,
@@ -207,15 +219,15 @@ class MockHost:
             "output_dir": self.output_dir,
         }
 
-    def _run(self, program, executor: str) -> Outcome:
+    def _run(self, program: Callable[[], int], executor: str) -> Outcome:
         current = getattr(_abi._transport, "_trigger", None)
         if isinstance(getattr(current, "__self__", None), _Session):
             raise RuntimeError("a MockHost run is already in progress; run one at a time")
         session = _Session(self, executor)
         previous = _abi.set_transport(_abi.Mailbox(trigger=session.gate, size=self.mailbox_size))
         saved_path = list(sys.path)
-        saved_task_module = sys.modules.get(_main.TASK_MODULE, _UNSET)
-        code = None
+        saved_task_module: Any = sys.modules.get(_main.TASK_MODULE, _UNSET)
+        code: int | None = None
         try:
             code = program()
         except _abi.Trap as trap:
@@ -246,13 +258,13 @@ class _Session:
         self.host = host
         self.info = host._info(executor)
         self.greeted = False
-        self.pending = None  # (status, body) kept after status 2
-        self.trap = None
-        self.output = _UNSET
-        self.errors = []
-        self.metrics = []
-        self.logs = []
-        self.calls = []
+        self.pending: tuple[int, bytes] | None = None  # kept after status 2
+        self.trap: str | None = None
+        self.output: Any = _UNSET
+        self.errors: list[ErrorReport] = []
+        self.metrics: list[MetricPoint] = []
+        self.logs: list[LogRecord] = []
+        self.calls: list[str] = []
 
     # The host's half of the clock gate (abi/ABI.md), acting on the mailbox.
     def gate(self, mailbox: bytearray) -> None:
@@ -280,11 +292,11 @@ class _Session:
         mailbox[0:16] = _abi._HEADER.pack(status, len(body), 0, 0)
         mailbox[16:16 + len(body)] = body
 
-    def _trap(self, message: str):
+    def _trap(self, message: str) -> NoReturn:
         self.trap = self.trap or message
         raise _abi.Trap(message)
 
-    def dispatch(self, op_bytes: bytes, req_bytes: bytes):
+    def dispatch(self, op_bytes: bytes, req_bytes: bytes) -> tuple[int, bytes]:
         try:
             op = op_bytes.decode("utf-8")
         except UnicodeDecodeError:
@@ -307,13 +319,13 @@ class _Session:
             return _abi.STATUS_ERROR, _abi.encode({"error": result.message})
         return _abi.STATUS_OK, _abi.encode(result)
 
-    def _shape(self, op: str, req, required: dict, optional: dict = {}) -> dict:
+    def _shape(self, op: str, req: Any, required: dict[str, Any], optional: dict[str, Any] = {}) -> dict[str, Any]:
         """Checks a request object's keys and value types, as the host's
         strict decoding does; traps on a mismatch."""
         if not isinstance(req, dict):
             self._trap(f"{op}: request must be an object, got {req!r:.100}")
         for key, value in req.items():
-            types = required.get(key) or optional.get(key)
+            types = required.get(key, optional.get(key))
             if types is None:
                 self._trap(f"{op}: unknown field {key!r} in the request")
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
@@ -323,26 +335,26 @@ class _Session:
                 self._trap(f"{op}: request lacks the field {key!r}")
         return req
 
-    def op_abi_hello(self, req):
+    def op_abi_hello(self, req: Any) -> Any:
         req = self._shape(_abi.OP_HELLO, req, {"abi": int}, {"sdk": str})
         if req["abi"] != _abi.ABI_VERSION:
             self._trap(f"guest was built for ork host ABI v{req['abi']}, but this host speaks v{_abi.ABI_VERSION}")
         self.greeted = True
         return {"abi": _abi.ABI_VERSION, "host": "ork-mock/0.1.0"}
 
-    def op_task_info(self, req):
+    def op_task_info(self, req: Any) -> Any:
         return self.info
 
-    def op_executor_config(self, req):
+    def op_executor_config(self, req: Any) -> Any:
         return self.host.config
 
-    def op_task_params(self, req):
+    def op_task_params(self, req: Any) -> Any:
         return self.host.params
 
-    def op_upstream(self, req):
+    def op_upstream(self, req: Any) -> Any:
         return self.host.upstream if self.host.upstream is not None else {}
 
-    def op_metrics_record(self, req):
+    def op_metrics_record(self, req: Any) -> Any:
         req = self._shape(_abi.OP_METRICS_RECORD, req, {"name": str, "value": (int, float)}, {"labels": (dict, type(None))})
         labels = req.get("labels") or {}
         for k, v in labels.items():
@@ -361,20 +373,20 @@ class _Session:
         self.metrics.append(MetricPoint(name, value, dict(labels)))
         return None
 
-    def op_log(self, req):
+    def op_log(self, req: Any) -> Any:
         req = self._shape(_abi.OP_LOG, req, {"level": str, "message": str}, {"fields": (dict, type(None))})
         if req["level"] not in ("debug", "info", "warn", "error"):
             return _Refusal(f"log level {req['level']!r} must be one of debug, info, warn, error")
         self.logs.append(LogRecord(req["level"], req["message"], req.get("fields") or {}))
         return None
 
-    def op_output_set(self, req):
+    def op_output_set(self, req: Any) -> Any:
         if self.output is not _UNSET:
             return _Refusal("the task output was already set; a task has one output")
         self.output = req
         return None
 
-    def op_error_report(self, req):
+    def op_error_report(self, req: Any) -> Any:
         req = self._shape(_abi.OP_ERROR_REPORT, req, {"message": str}, {"kind": str})
         self.errors.append(ErrorReport(req["message"], req.get("kind", "")))
         return None
@@ -387,5 +399,5 @@ class _Refusal:
         self.message = message
 
 
-def _as_tuple(types) -> tuple:
+def _as_tuple(types: Any) -> tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)

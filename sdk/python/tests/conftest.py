@@ -39,7 +39,8 @@ def project(tmp_path, monkeypatch):
     yield Project(tmp_path)
     for name in set(sys.modules) - before:
         module = sys.modules.get(name)
-        if str(getattr(module, "__file__", "") or "").startswith(str(tmp_path)):
+        paths = [getattr(module, "__file__", None) or ""] + list(getattr(module, "__path__", None) or [])
+        if any(str(p).startswith(str(tmp_path)) for p in paths):
             del sys.modules[name]
 
 

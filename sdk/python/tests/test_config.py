@@ -155,8 +155,8 @@ def test_dataclass_config_problems_are_all_reported():
         "executors.bq.config.limits.rows: expected an integer, got a string ('many')",
         "executors.bq.config.mode: expected one of 'fast', 'safe', got a string ('slow')",
         "executors.bq.config.tier: expected one of 'small', 'large', got a string ('medium')",
-        "executors.bq.config.auth.token: expected a string, got a number (5)",
         "executors.bq.config.auth.user: required field is missing (expected a string)",
+        "executors.bq.config.auth.token: expected a string, got a number (5)",
         "executors.bq.config.window: expected a list of 2 items, got 1",
     ]
 
@@ -334,7 +334,7 @@ def test_pydantic_v1_config(pydantic_v1):
         "executors.bq.config.cost_per_tb: value is not a valid float",
         "executors.bq.config.nested.region: field required",
         "executors.bq.config.nested.zone: value is not a valid integer",
-        "executors.bq.config.items.1: value is not a valid integer",
+        "executors.bq.config.items[1]: value is not a valid integer",
     ]
 
 
@@ -508,7 +508,7 @@ def test_params_signature_mismatch():
     assert outcome.error.kind == "config"
     assert outcome.error.message == (
         "params in tasks/a.yaml do not match run(ctx, upstream, ...) (it is def run(ctx, upstream, days_back: int)): "
-        "run() got an unexpected keyword argument 'days'"
+        "test_params_signature_mismatch.<locals>.run() got an unexpected keyword argument 'days'"
     )
     outcome = MockHost(config_file="tasks/a.yaml").run_task(run)
     assert "run() missing 1 required positional argument: 'days_back'" in outcome.error.message

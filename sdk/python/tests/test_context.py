@@ -134,7 +134,7 @@ def test_an_uncaught_host_error_fails_the_task():
     outcome = MockHost().run_task(task)
     assert not outcome.succeeded
     assert outcome.error.kind == "exception"
-    assert outcome.error.message.startswith("ork._errors.HostError: metrics.record: metric name 'no good'")
+    assert outcome.error.message.startswith("ork.HostError: metrics.record: metric name 'no good'")
     assert "ctx.metrics.record(\"no good\", 1)" in outcome.error.message
     assert "/ork/" not in outcome.error.message  # SDK frames trimmed
 
@@ -176,9 +176,28 @@ def test_each_record_is_sent_once():
     def task(ctx, upstream):
         ctx.log.info("once")
         logging.getLogger("ork.task.child").info("child")
+        logging.warning("root")
 
     outcome = MockHost().run_task(task)
-    assert [r.message for r in outcome.logs] == ["once", "child"]
+    assert [r.message for r in outcome.logs] == ["once", "child", "root"]
+
+
+def test_ctx_log_survives_root_reconfiguration(capsys):
+    def task(ctx, upstream):
+        logging.basicConfig(force=True, level=logging.WARNING)  # replaces the root's handlers
+        ctx.log.info("still sent")
+        logging.warning("now goes to stderr")
+        logging.getLogger().handlers.clear()
+
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    try:
+        outcome = MockHost().run_task(task)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert [r.message for r in outcome.logs] == ["still sent"]
+    assert "WARNING:root:now goes to stderr" in capsys.readouterr().err
 
 
 def test_exceptions_and_odd_fields():
@@ -218,9 +237,9 @@ def test_a_refused_record_goes_to_stderr(capsys, monkeypatch):
 def test_logging_is_restored_after_a_run():
     root = logging.getLogger()
     task_logger = logging.getLogger("ork.task")
-    before = (list(root.handlers), root.level, task_logger.level, task_logger.propagate)
+    before = (list(root.handlers), root.level, list(task_logger.handlers), task_logger.level, task_logger.propagate)
     MockHost().run_task(lambda ctx, upstream: ctx.log.info("x"))
-    assert (list(root.handlers), root.level, task_logger.level, task_logger.propagate) == before
+    assert (list(root.handlers), root.level, list(task_logger.handlers), task_logger.level, task_logger.propagate) == before
 
 
 def test_ctx_log_outside_a_run_uses_normal_logging(caplog):
