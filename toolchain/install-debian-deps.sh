@@ -12,4 +12,9 @@ $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
   librust-serde-dev librust-serde-derive-dev librust-serde-json-dev librust-serde-yaml-dev \
   librust-syn-dev librust-quote-dev librust-proc-macro2-dev \
   >/dev/null
+# npm fetches the CPython WASI interpreter at build time; pytest runs the
+# Python SDK's tests on the host's CPython; pip (ork python install) too.
+command -v npm >/dev/null 2>&1 || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+python3 -m pip --version >/dev/null 2>&1 || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
 echo "installed: $(/usr/bin/rustc --version), wasm32-wasi std, wasm-ld-14"
