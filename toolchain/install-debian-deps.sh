@@ -16,5 +16,11 @@ $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
 # Python SDK's tests on the host's CPython; pip (ork python install) too.
 command -v npm >/dev/null 2>&1 || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
 python3 -m pip --version >/dev/null 2>&1 || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
-python3 -m pytest --version >/dev/null 2>&1 || python3 -m pip install -q pytest
+if ! python3 -m pytest --version >/dev/null 2>&1; then
+  if [ "$(command -v python3)" = /usr/bin/python3 ]; then
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pytest >/dev/null
+  else
+    python3 -m pip install -q pytest
+  fi
+fi
 echo "installed: $(/usr/bin/rustc --version), wasm32-wasi std, wasm-ld-14"
