@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X github.com/orkrun/ork/internal/cli.Version=$(VERSION)
 DEBIAN_RUST = $(if $(wildcard /usr/lib/rustlib/wasm32-wasi),CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc CARGO_HOME=$(CURDIR)/toolchain/debian-cargo)
 RUST_ENV = $(if $(CARGO),,$(DEBIAN_RUST))
 
-.PHONY: all build install deps test check format lint tidy examples env clean python-wasm
+.PHONY: all build install deps test check format lint tidy examples env clean python-wasm bench
 
 all: build
 
@@ -44,13 +44,24 @@ test: $(PYTHON_WASM)
 ORK ?= $(shell command -v ork 2>/dev/null || echo ./bin/ork)
 examples:
 	@test -x "$(ORK)" || $(MAKE) build
-	@for wf in examples/*/workflows/*.yaml; do \
-		echo "== $(ORK) run $$wf"; $(RUST_ENV) "$(ORK)" run "$$wf" || exit 1; \
+	@for ex in examples/*/; do \
+		if [ -f "$$ex/requirements.txt" ]; then \
+			echo "== (cd $$ex && $(ORK) python install -r requirements.txt)"; \
+			(cd "$$ex" && "$(ORK)" python install -r requirements.txt) || exit 1; \
+		fi; \
+		for wf in $$ex/workflows/*.yaml; do \
+			echo "== $(ORK) run $$wf"; $(RUST_ENV) "$(ORK)" run "$$wf" || exit 1; \
+		done; \
 	done
 
 ## env: print the cargo settings the Makefile uses, to eval in a shell
 env:
 	@echo "export $(or $(RUST_ENV),CARGO='$(CARGO)')"
+
+## bench: per-task cost through the runner, beside a native process per task
+bench: $(PYTHON_WASM) build
+	cd examples/warehouse && ../../bin/ork python install -r requirements.txt
+	$(RUST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/bench/
 
 ## check: format, vet, lint and tidy; fails if anything is not clean
 check:

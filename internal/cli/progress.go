@@ -3,7 +3,9 @@ package cli
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -133,8 +135,16 @@ func formatMetrics(ms []abi.Metric) []string {
 			}
 			b.WriteString("}")
 		}
-		fmt.Fprintf(&b, " %g", m.Value)
+		b.WriteString(" " + formatValue(m.Value))
 		out = append(out, b.String())
 	}
 	return out
+}
+
+// formatValue prints integral values without an exponent.
+func formatValue(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
 }

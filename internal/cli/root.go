@@ -103,6 +103,7 @@ scratch and an output directory, bounded memory and time, and the host ABI.`,
 		NewCmdValidate(ios, nil),
 		NewCmdRun(ios, nil),
 		NewCmdBuild(ios, nil),
+		NewCmdPython(ios),
 		NewCmdVersion(ios),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

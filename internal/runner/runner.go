@@ -22,6 +22,7 @@ import (
 	"github.com/orkrun/ork/internal/cargo"
 	"github.com/orkrun/ork/internal/project"
 	"github.com/orkrun/ork/internal/pyruntime"
+	"github.com/orkrun/ork/internal/pysandbox"
 	"github.com/orkrun/ork/internal/scheduler"
 	"github.com/orkrun/ork/runtime"
 	pysdk "github.com/orkrun/ork/sdk/python"
@@ -220,6 +221,11 @@ func (r *Runner) interpreter(ctx context.Context) (*runtime.Module, error) {
 	}
 	m, err = r.host.LoadInterpreter(ctx, "python.wasm", bin)
 	if err != nil {
+		return nil, err
+	}
+	// Bytecode for the SDK, once per SDK version: the mount is read-only at
+	// run time, and compiling the SDK on every task would cost ~100 ms.
+	if err := pysandbox.CompileDir(ctx, r.host, "runner", r.pySDK, PythonSDKDir); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
