@@ -59,21 +59,9 @@ func run(out string) error {
 	if err != nil {
 		return fmt.Errorf("reading the package npm fetched: %w", err)
 	}
-	sum := sha512.Sum512(tgz)
-	if got := "sha512-" + base64.StdEncoding.EncodeToString(sum[:]); got != pyruntime.Integrity {
-		return fmt.Errorf("%s does not match its pinned integrity: got %s, want %s; the registry served a different artifact, refusing to build with it", pyruntime.Package, got, pyruntime.Integrity)
-	}
-	wasm, err := extract(tgz, "package/dist/python.wasm")
+	stripped, err := verify(tgz)
 	if err != nil {
 		return err
-	}
-	ws := sha256.Sum256(wasm)
-	if got := hex.EncodeToString(ws[:]); got != pyruntime.WasmSHA256 {
-		return fmt.Errorf("python.wasm in %s has sha256 %s, want %s; refusing to build with it", pyruntime.Package, got, pyruntime.WasmSHA256)
-	}
-	stripped, err := wasmstrip.StripAll(wasm)
-	if err != nil {
-		return fmt.Errorf("stripping python.wasm: %w", err)
 	}
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
@@ -92,8 +80,30 @@ func run(out string) error {
 	if err := os.Rename(out+".tmp", out); err != nil {
 		return err
 	}
-	fmt.Printf("wrote %s: %s, %d bytes stripped to %d, %d compressed\n", out, pyruntime.Package, len(wasm), len(stripped), buf.Len())
+	fmt.Printf("wrote %s: %s, stripped to %d bytes, %d compressed\n", out, pyruntime.Package, len(stripped), buf.Len())
 	return nil
+}
+
+// verify checks the npm tarball and the wasm inside it against the pinned
+// digests and returns the wasm without its custom sections.
+func verify(tgz []byte) ([]byte, error) {
+	sum := sha512.Sum512(tgz)
+	if got := "sha512-" + base64.StdEncoding.EncodeToString(sum[:]); got != pyruntime.Integrity {
+		return nil, fmt.Errorf("%s does not match its pinned integrity: got %s, want %s; the registry served a different artifact, refusing to build with it", pyruntime.Package, got, pyruntime.Integrity)
+	}
+	wasm, err := extract(tgz, "package/dist/python.wasm")
+	if err != nil {
+		return nil, err
+	}
+	ws := sha256.Sum256(wasm)
+	if got := hex.EncodeToString(ws[:]); got != pyruntime.WasmSHA256 {
+		return nil, fmt.Errorf("python.wasm in %s has sha256 %s, want %s; refusing to build with it", pyruntime.Package, got, pyruntime.WasmSHA256)
+	}
+	stripped, err := wasmstrip.StripAll(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("stripping python.wasm: %w", err)
+	}
+	return stripped, nil
 }
 
 func extract(tgz []byte, want string) ([]byte, error) {

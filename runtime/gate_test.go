@@ -1,0 +1,103 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orkrun/ork/abi"
+	"github.com/orkrun/ork/internal/pyruntime"
+	"github.com/orkrun/ork/runtime"
+)
+
+// gatePrelude speaks the clock-gate protocol by hand, without the SDK.
+const gatePrelude = `
+import json, struct, time
+def call(mb, op, req):
+    op = op.encode(); req = req.encode()
+    struct.pack_into("<IIII", mb, 0, len(op), len(req), 0, 0)
+    mb[16:16 + len(op) + len(req)] = op + req
+    key = struct.pack("<I", id(mb))
+    time.clock_getres(id(key) + 16)
+    status, n = struct.unpack_from("<II", mb, 0)
+    return status, n, bytes(mb[16:16 + n]) if status != 2 else b""
+def fetch(mb):
+    struct.pack_into("<IIII", mb, 0, 0, 0, 0, 0)
+    key = struct.pack("<I", id(mb))
+    time.clock_getres(id(key) + 16)
+    status, n = struct.unpack_from("<II", mb, 0)
+    return status, n, bytes(mb[16:16 + n])
+`
+
+func runPython(t *testing.T, script string) (*runtime.Result, *abi.Session, string) {
+	t.Helper()
+	f := setup(t)
+	bin, err := pyruntime.Wasm()
+	if err != nil {
+		t.Skip(err) // built without the interpreter: `make test` fetches it
+	}
+	m, err := f.host.LoadInterpreter(context.Background(), "python.wasm", bin)
+	require.NoError(t, err)
+	sess := abi.NewSession(abi.Task{Info: abi.TaskInfo{Task: "gate", Workflow: "wf", RunID: "r"}}, "ork/test", nil)
+	var stdout, stderr bytes.Buffer
+	res, err := f.host.Run(context.Background(), runtime.Task{
+		Module: m, Session: sess, Stdout: &stdout, Stderr: &stderr,
+		Policy: runtime.Policy{Mounts: []runtime.Mount{{HostPath: f.project, GuestPath: "/"}}},
+		Args:   []string{"python", "-c", gatePrelude + script},
+	})
+	require.NoError(t, err)
+	return res, sess, stdout.String() + stderr.String()
+}
+
+func TestGateRoundTripAndGrowth(t *testing.T) {
+	res, sess, out := runPython(t, `
+mb = bytearray(64)
+status, n, body = call(mb, "abi.hello", '{"abi":1,"sdk":"raw"}')
+print("hello", status, json.loads(body))
+status, n, _ = call(mb, "task.info", "")
+print("big", status, n > 48)
+mb = bytearray(16 + n)
+status, _, body = fetch(mb)
+print("fetched", status, json.loads(body)["task"])
+status, _, body = call(mb, "metrics.record", '{"name":"1x","value":1}')
+print("operror", status, json.loads(body)["error"])
+`)
+	require.Nil(t, res.Failure, out)
+	assert.Contains(t, out, "hello 0 {'abi': 1, 'host': 'ork/test'}")
+	assert.Contains(t, out, "big 2 True")
+	assert.Contains(t, out, "fetched 0 gate")
+	assert.Contains(t, out, `operror 1 metric name "1x" must match`)
+	assert.True(t, sess.HelloDone())
+}
+
+func TestGateMisuseTraps(t *testing.T) {
+	tests := []struct{ name, script, want string }{
+		{"mailbox outside memory", `k = struct.pack("<I", 0x7ffffff0); time.clock_getres(id(k) + 16)`, "mailbox object at 0x7ffffff0 is outside memory"},
+		{"before hello", `call(bytearray(256), "task.info", "")`, `called before "abi.hello"`},
+		{"unknown op", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "no.such", "")`, `"no.such": unknown operation`},
+		{"bad json", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "log", "{oops")`, "request is not valid JSON"},
+		{"request past the mailbox", `mb = bytearray(32); struct.pack_into("<II", mb, 0, 9, 100); time.clock_getres(id(struct.pack("<I", id(mb))) + 16)`, "runs past the end of the 32-byte mailbox"},
+		{"fetch with nothing pending", `fetch(bytearray(64))`, "no pending response"},
+		{"wrong version", `call(bytearray(256), "abi.hello", '{"abi":7}')`, "was built for ork host ABI v7, but this ork speaks v1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _, out := runPython(t, tc.script)
+			require.NotNil(t, res.Failure, out)
+			assert.Equal(t, runtime.ReasonABI, res.Failure.Reason, res.Failure.Message)
+			assert.Contains(t, res.Failure.Message, tc.want)
+		})
+	}
+}
+
+func TestRealClocksStillWork(t *testing.T) {
+	res, _, out := runPython(t, `
+assert time.clock_getres(time.CLOCK_MONOTONIC) == 1e-09, time.clock_getres(time.CLOCK_MONOTONIC)
+t0 = time.monotonic(); time.sleep(0.05); assert time.monotonic() - t0 >= 0.05
+print("clocks ok")`)
+	require.Nil(t, res.Failure, out)
+	assert.Contains(t, out, "clocks ok")
+}
