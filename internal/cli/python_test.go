@@ -25,6 +25,11 @@ func runPython(t *testing.T, runF func(context.Context, *PythonInstallOptions) e
 	var out, errOut bytes.Buffer
 	ios := &IO{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
 	root := NewCmdRoot(ios)
+	for _, c := range root.Commands() {
+		if c.Name() == "python" {
+			root.RemoveCommand(c) // replaced below, with runF when given
+		}
+	}
 	py := NewCmdPython(ios)
 	if runF != nil {
 		py = &cobra.Command{Use: "python"}
