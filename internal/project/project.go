@@ -27,10 +27,10 @@ var (
 
 // Keys accepted in ork.yaml.
 var (
-	projectKeys  = []string{"executors", "python"}
+	projectKeys  = []string{"executors", "python", "telemetry"}
 	pythonKeys   = []string{"path"}
-	executorKeys = []string{"type", "config", "sandbox"}
-	sandboxKeys  = []string{"memory", "timeout", "mounts", "env"}
+	executorKeys = []string{"type", "config", "sandbox", "retries"}
+	sandboxKeys  = []string{"memory", "timeout", "mounts", "env", "max_concurrency"}
 	mountKeys    = []string{"host", "guest"}
 )
 
@@ -95,6 +95,8 @@ func Load(root string) (*Project, error) {
 				p.decodeExecutors(d, f.Value)
 			case "python":
 				p.decodePython(d, f.Value)
+			case "telemetry":
+				p.decodeTelemetry(d, f.Value)
 			}
 		}
 	}
@@ -232,6 +234,10 @@ func (p *Project) decodeExecutor(d *fileDecoder, e pair) *Executor {
 			ok = ok && good
 		case "sandbox":
 			ok = p.decodeSandbox(d, x, f.Value) && ok
+		case "retries":
+			r, good := d.decodeRetries(f.Value, describeOwner("executor", e.Name))
+			x.Retries = r
+			ok = ok && good
 		}
 	}
 	if !covered["type"] {
@@ -320,6 +326,10 @@ func (p *Project) decodeSandbox(d *fileDecoder, x *Executor, n *yaml.Node) bool 
 			ok = p.decodeMounts(d, x, f.Value) && ok
 		case "env":
 			ok = d.decodeEnv(x, f.Value) && ok
+		case "max_concurrency":
+			v, good := d.integer(f.Value, "sandbox max_concurrency", fmt.Sprintf("for executor %q", x.Name), 1, 1<<20)
+			x.Sandbox.MaxConcurrency = v
+			ok = ok && good
 		}
 	}
 	return ok

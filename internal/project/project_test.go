@@ -522,3 +522,38 @@ func TestPythonPath(t *testing.T) {
 		t.Fatalf("PythonPath = %q", got)
 	}
 }
+
+func TestRetriesConcurrencyTelemetry(t *testing.T) {
+	root := writeFiles(t, map[string]string{
+		"ork.yaml": "telemetry:\n  otlp_endpoint: http://127.0.0.1:4318\nexecutors:\n  e:\n    type: rust\n    retries: {max_attempts: 4, backoff: constant, initial: 2s, max: 5s, jitter: 0.25}\n    sandbox: {max_concurrency: 2}\n",
+	})
+	p, err := Load(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := p.Executors["e"]
+	want := Retries{MaxAttempts: 4, Backoff: BackoffConstant, Initial: 2 * time.Second, Max: 5 * time.Second, Jitter: 0.25}
+	if e.Retries == nil || *e.Retries != want {
+		t.Fatalf("retries = %+v", e.Retries)
+	}
+	if e.Sandbox.MaxConcurrency != 2 || p.Telemetry.OTLPEndpoint != "http://127.0.0.1:4318" {
+		t.Fatalf("sandbox %+v telemetry %+v", e.Sandbox, p.Telemetry)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	r := Retries{MaxAttempts: 5, Backoff: BackoffExponential, Initial: time.Second, Max: 5 * time.Second}
+	for next, want := range map[int]time.Duration{2: time.Second, 3: 2 * time.Second, 4: 4 * time.Second, 5: 5 * time.Second} {
+		if got := r.Delay(next, 0.5); got != want {
+			t.Errorf("Delay(%d) = %s, want %s", next, got, want)
+		}
+	}
+	r.Backoff = BackoffConstant
+	if got := r.Delay(4, 0.5); got != time.Second {
+		t.Errorf("constant Delay = %s", got)
+	}
+	r.Jitter = 0.5
+	if lo, hi := r.Delay(2, 0), r.Delay(2, 0.999999); lo != 500*time.Millisecond || hi < 1499*time.Millisecond {
+		t.Errorf("jitter range %s..%s", lo, hi)
+	}
+}

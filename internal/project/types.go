@@ -13,6 +13,7 @@ type Project struct {
 	Root      string               // absolute path of the directory holding ork.yaml
 	File      string               // absolute path of ork.yaml
 	Executors map[string]*Executor // by name; always contains the built-ins "rust" (and "python") unless redefined
+	Telemetry Telemetry
 	// PythonPath lists project-relative directories added to sys.path in
 	// every Python sandbox (ork.yaml `python: {path: [...]}`).
 	PythonPath []string
@@ -38,7 +39,8 @@ type Executor struct {
 	Path    string       // project-relative path for KindModule and KindCrate
 	Config  any          // the config: block decoded to JSON-compatible values (map[string]any, []any, string, float64/int64, bool, nil)
 	Sandbox Sandbox
-	Pos     Pos // where the executor is defined
+	Retries *Retries // nil: no retries unless the task has a policy
+	Pos     Pos      // where the executor is defined
 }
 
 // Sandbox is an executor's sandbox policy. Zero values mean "the default".
@@ -47,6 +49,9 @@ type Sandbox struct {
 	Timeout     time.Duration // sandbox.timeout, e.g. "10m"; 0 = default
 	Mounts      []Mount       // sandbox.mounts: extra read-only mounts
 	Env         []string      // sandbox.env: names of host environment variables passed through
+	// MaxConcurrency caps how many of this executor's tasks run at once; 0
+	// means only the run's --concurrency applies.
+	MaxConcurrency int
 }
 
 // Mount is an extra read-only directory made visible in the sandbox.
@@ -71,6 +76,7 @@ type Task struct {
 	ConfigFile string        // project-relative, "" when absent
 	DependsOn  []string      // in file order
 	Timeout    time.Duration // 0 = the executor's
+	Retries    *Retries      // nil = the executor's
 	Pos        Pos
 }
 

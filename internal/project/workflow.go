@@ -15,7 +15,7 @@ import (
 // Keys accepted in workflow files and built-in task configs.
 var (
 	workflowKeys     = []string{"name", "tasks"}
-	taskKeys         = []string{"executor", "config_file", "depends_on", "timeout"}
+	taskKeys         = []string{"executor", "config_file", "depends_on", "timeout", "retries"}
 	rustConfigKeys   = []string{"crate", "module", "params"}
 	pythonConfigKeys = []string{"file", "function", "params"}
 )
@@ -181,6 +181,8 @@ func (p *Project) decodeTask(d *fileDecoder, e pair) (*Task, *taskSrc) {
 			}
 		case "timeout":
 			d.duration(&t.Timeout, f.Value, "timeout", fmt.Sprintf("in task %q", e.Name))
+		case "retries":
+			t.Retries, _ = d.decodeRetries(f.Value, describeOwner("task", e.Name))
 		}
 	}
 	src.hasConfig = covered["config_file"]

@@ -298,8 +298,15 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 	sum := &Summary{RunID: runID, Workflow: wf.Name, Tasks: map[string]*TaskResult{}}
 	var mu sync.Mutex // guards sum.Tasks
 	nodes := make([]scheduler.Node, 0, len(wf.Order))
+	pools := map[string]int{}
 	for _, name := range wf.Order {
-		nodes = append(nodes, scheduler.Node{Name: name, DependsOn: wf.Tasks[name].DependsOn})
+		t := wf.Tasks[name]
+		n := scheduler.Node{Name: name, DependsOn: t.DependsOn}
+		if ex := r.proj.Executors[t.Executor]; ex.Sandbox.MaxConcurrency > 0 {
+			n.Pool = ex.Name
+			pools[ex.Name] = ex.Sandbox.MaxConcurrency
+		}
+		nodes = append(nodes, n)
 	}
 	run := func(ctx context.Context, name string) scheduler.Status {
 		pt := p.tasks[name]
@@ -324,7 +331,7 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 		mu.Unlock()
 		obs.TaskSkipped(name, reason)
 	}
-	statuses, err := scheduler.Run(ctx, nodes, opts.Concurrency, run, skip)
+	statuses, err := scheduler.Run(ctx, nodes, opts.Concurrency, pools, run, skip)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,8 @@ const (
 type Node struct {
 	Name      string
 	DependsOn []string
+	Pool      string // tasks of one pool share its limit (see Run); "" = none
+	Done      bool   // already succeeded (a resumed run): not run again
 }
 
 // Func runs one task. It must return promptly once ctx is cancelled, with
@@ -34,8 +36,10 @@ type SkipFunc func(name string, reason string)
 
 // Run executes the graph. nodes must be acyclic with known dependencies (the
 // project loader guarantees it); their order breaks ties between ready tasks.
-// It returns every task's status.
-func Run(ctx context.Context, nodes []Node, concurrency int, run Func, skip SkipFunc) (map[string]Status, error) {
+// At most concurrency tasks run at once, and at most pools[p] of the tasks
+// whose Pool is p. Nodes marked Done count as succeeded without running. It
+// returns every task's status.
+func Run(ctx context.Context, nodes []Node, concurrency int, pools map[string]int, run Func, skip SkipFunc) (map[string]Status, error) {
 	if concurrency < 1 {
 		concurrency = 1
 	}
@@ -60,20 +64,8 @@ func Run(ctx context.Context, nodes []Node, concurrency int, run Func, skip Skip
 	}
 
 	status := make([]Status, len(nodes))
-	type done struct {
-		i int
-		s Status
-	}
-	results := make(chan done)
-	var wg sync.WaitGroup
-	running := 0
-	var ready []int
-	for i := range nodes {
-		if remaining[i] == 0 {
-			ready = append(ready, i)
-		}
-	}
 	finished := 0
+	var ready []int
 	var skipTree func(i int, reason string)
 	skipTree = func(i int, reason string) {
 		if status[i] != "" {
@@ -88,6 +80,40 @@ func Run(ctx context.Context, nodes []Node, concurrency int, run Func, skip Skip
 			skipTree(c, fmt.Sprintf("upstream task %q did not succeed", nodes[i].Name))
 		}
 	}
+	complete := func(i int, s Status) {
+		status[i] = s
+		finished++
+		for _, c := range children[i] {
+			if s == Succeeded {
+				remaining[c]--
+				if remaining[c] == 0 && status[c] == "" {
+					ready = append(ready, c)
+				}
+			} else {
+				skipTree(c, fmt.Sprintf("upstream task %q %s", nodes[i].Name, s))
+			}
+		}
+	}
+	for i, n := range nodes {
+		if n.Done {
+			complete(i, Succeeded)
+		}
+	}
+	ready = ready[:0]
+	for i := range nodes {
+		if status[i] == "" && remaining[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+
+	type done struct {
+		i int
+		s Status
+	}
+	results := make(chan done)
+	var wg sync.WaitGroup
+	running := 0
+	inPool := map[string]int{}
 	for finished < len(nodes) {
 		if ctx.Err() != nil {
 			// Start nothing new; wait for running tasks.
@@ -103,8 +129,20 @@ func Run(ctx context.Context, nodes []Node, concurrency int, run Func, skip Skip
 			}
 		}
 		for running < concurrency && len(ready) > 0 && ctx.Err() == nil {
-			i := ready[0]
-			ready = ready[1:]
+			k := -1
+			for j, i := range ready {
+				p := nodes[i].Pool
+				if limit := pools[p]; p == "" || limit <= 0 || inPool[p] < limit {
+					k = j
+					break
+				}
+			}
+			if k < 0 {
+				break // every ready task waits for its pool
+			}
+			i := ready[k]
+			ready = append(ready[:k], ready[k+1:]...)
+			inPool[nodes[i].Pool]++
 			running++
 			wg.Add(1)
 			go func(i int) {
@@ -117,18 +155,8 @@ func Run(ctx context.Context, nodes []Node, concurrency int, run Func, skip Skip
 		}
 		d := <-results
 		running--
-		status[d.i] = d.s
-		finished++
-		for _, c := range children[d.i] {
-			if d.s == Succeeded {
-				remaining[c]--
-				if remaining[c] == 0 && status[c] == "" {
-					ready = append(ready, c)
-				}
-			} else {
-				skipTree(c, fmt.Sprintf("upstream task %q %s", nodes[d.i].Name, d.s))
-			}
-		}
+		inPool[nodes[d.i].Pool]--
+		complete(d.i, d.s)
 		sortByIndex(ready)
 	}
 	wg.Wait()

@@ -23,7 +23,7 @@ func diamond() []Node {
 func TestDiamondRunsInDependencyOrder(t *testing.T) {
 	var mu sync.Mutex
 	var order []string
-	got, err := Run(context.Background(), diamond(), 4, func(ctx context.Context, name string) Status {
+	got, err := Run(context.Background(), diamond(), 4, nil, func(ctx context.Context, name string) Status {
 		mu.Lock()
 		order = append(order, name)
 		mu.Unlock()
@@ -46,7 +46,7 @@ func TestFailureSkipsDownstreamAndIndependentBranchesFinish(t *testing.T) {
 		{Name: "z", DependsOn: []string{"c", "y"}},
 	}
 	skipped := map[string]string{}
-	got, err := Run(context.Background(), nodes, 2, func(ctx context.Context, name string) Status {
+	got, err := Run(context.Background(), nodes, 2, nil, func(ctx context.Context, name string) Status {
 		if name == "a" {
 			return Failed
 		}
@@ -64,7 +64,7 @@ func TestConcurrencyLimit(t *testing.T) {
 		nodes = append(nodes, Node{Name: n})
 	}
 	var live, peak atomic.Int32
-	_, err := Run(context.Background(), nodes, 3, func(ctx context.Context, name string) Status {
+	_, err := Run(context.Background(), nodes, 3, nil, func(ctx context.Context, name string) Status {
 		n := live.Add(1)
 		for {
 			p := peak.Load()
@@ -88,11 +88,60 @@ func TestCancellationStopsRunningAndSkipsTheRest(t *testing.T) {
 		<-started
 		cancel()
 	}()
-	got, err := Run(ctx, nodes, 1, func(ctx context.Context, name string) Status {
+	got, err := Run(ctx, nodes, 1, nil, func(ctx context.Context, name string) Status {
 		close(started)
 		<-ctx.Done()
 		return Cancelled
 	}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]Status{"long": Cancelled, "after": Skipped, "queued": Skipped}, got)
+}
+
+func TestPoolsLimitTheirTasks(t *testing.T) {
+	var nodes []Node
+	for _, n := range []string{"a1", "a2", "a3", "a4", "b1", "b2"} {
+		pool := "a"
+		if n[0] == 'b' {
+			pool = ""
+		}
+		nodes = append(nodes, Node{Name: n, Pool: pool})
+	}
+	var mu sync.Mutex
+	live := map[string]int{}
+	peak := map[string]int{}
+	_, err := Run(context.Background(), nodes, 4, map[string]int{"a": 1}, func(ctx context.Context, name string) Status {
+		p := name[:1]
+		mu.Lock()
+		live[p]++
+		if live[p] > peak[p] {
+			peak[p] = live[p]
+		}
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		live[p]--
+		mu.Unlock()
+		return Succeeded
+	}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1, peak["a"])
+	assert.Equal(t, 2, peak["b"], "tasks outside the pool are not held back by it")
+}
+
+func TestDoneNodesAreNotRun(t *testing.T) {
+	nodes := diamond()
+	nodes[0].Done = true
+	nodes[1].Done = true
+	var ran []string
+	var mu sync.Mutex
+	got, err := Run(context.Background(), nodes, 2, nil, func(ctx context.Context, name string) Status {
+		mu.Lock()
+		ran = append(ran, name)
+		mu.Unlock()
+		return Succeeded
+	}, nil)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"c", "d"}, ran)
+	assert.Equal(t, Succeeded, got["a"])
+	assert.Equal(t, Succeeded, got["d"])
 }
