@@ -64,6 +64,9 @@ type TaskInfo struct {
 	ConfigFile *string `json:"config_file"`
 	ScratchDir string  `json:"scratch_dir"`
 	OutputDir  string  `json:"output_dir"`
+	// WorkflowParams are the run's parameters (ork run --param), the same
+	// for every task; {} when there are none.
+	WorkflowParams map[string]any `json:"workflow_params"`
 }
 
 // Metric is the request of OpMetricsRecord, and a recorded metric point.

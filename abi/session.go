@@ -75,6 +75,9 @@ func NewSession(task Task, host string, sink Sink) *Session {
 	if task.Upstream == nil {
 		task.Upstream = map[string]any{}
 	}
+	if task.Info.WorkflowParams == nil {
+		task.Info.WorkflowParams = map[string]any{}
+	}
 	return &Session{task: task, host: host, sink: sink}
 }
 

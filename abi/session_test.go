@@ -42,7 +42,7 @@ func TestEveryOperation(t *testing.T) {
 	tests := []struct {
 		op, req, resp string
 	}{
-		{abi.OpTaskInfo, ``, `{"task":"a","workflow":"w","run_id":"r","attempt":1,"executor":"e","config_file":"tasks/a.yaml","scratch_dir":"/tmp","output_dir":"/output"}`},
+		{abi.OpTaskInfo, ``, `{"task":"a","workflow":"w","run_id":"r","attempt":1,"executor":"e","config_file":"tasks/a.yaml","scratch_dir":"/tmp","output_dir":"/output","workflow_params":{}}`},
 		{abi.OpExecutorConfig, `null`, `{"k":"v"}`},
 		{abi.OpTaskParams, ``, `[1,"two"]`},
 		{abi.OpUpstream, ``, `{"b":{"rows":3}}`},

@@ -72,6 +72,7 @@ type summary struct {
 		DurationMS *float64        `json:"duration_ms"`
 		Output     json.RawMessage `json:"output"`
 		Error      *string         `json:"error"`
+		Reason     string          `json:"reason"`
 		Metrics    []struct {
 			Name   string            `json:"name"`
 			Value  float64           `json:"value"`

@@ -114,31 +114,35 @@ func formatMS(ms float64) string {
 	}
 }
 
-// formatMetrics renders each metric point as name{k=v,...}=value.
+// formatMetrics renders each metric point as name{k=v,...} value.
 func formatMetrics(ms []abi.Metric) []string {
 	out := make([]string, 0, len(ms))
 	for _, m := range ms {
-		keys := make([]string, 0, len(m.Labels))
-		for k := range m.Labels {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var b strings.Builder
-		b.WriteString(m.Name)
-		if len(keys) > 0 {
-			b.WriteString("{")
-			for i, k := range keys {
-				if i > 0 {
-					b.WriteString(",")
-				}
-				fmt.Fprintf(&b, "%s=%s", k, m.Labels[k])
-			}
-			b.WriteString("}")
-		}
-		b.WriteString(" " + formatValue(m.Value))
-		out = append(out, b.String())
+		out = append(out, formatSeries(m.Name, m.Labels)+" "+formatValue(m.Value))
 	}
 	return out
+}
+
+// formatSeries renders name{k=v,...} with labels in key order.
+func formatSeries(name string, labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(name)
+	if len(keys) > 0 {
+		b.WriteString("{")
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, "%s=%s", k, labels[k])
+		}
+		b.WriteString("}")
+	}
+	return b.String()
 }
 
 // formatValue prints integral values without an exponent.

@@ -104,6 +104,9 @@ scratch and an output directory, bounded memory and time, and the host ABI.`,
 		NewCmdRun(ios, nil),
 		NewCmdBuild(ios, nil),
 		NewCmdPython(ios),
+		NewCmdRuns(ios),
+		NewCmdLogs(ios),
+		NewCmdMetrics(ios),
 		NewCmdVersion(ios),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

@@ -9,12 +9,14 @@ import (
 	"os/signal"
 	goruntime "runtime"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/orkrun/ork/internal/cargo"
 	"github.com/orkrun/ork/internal/project"
 	"github.com/orkrun/ork/internal/runner"
+	"github.com/orkrun/ork/internal/telemetry"
 	"github.com/orkrun/ork/runtime"
 )
 
@@ -25,6 +27,10 @@ type RunOptions struct {
 	Workflow    string
 	Concurrency int
 	JSON        bool
+	DB          string
+	Params      []string // key=value
+	Resume      string   // run id
+	Force       bool
 }
 
 // NewCmdRun builds `ork run`. runF replaces the logic in tests.
@@ -38,14 +44,26 @@ func NewCmdRun(ios *IO, runF func(context.Context, *RunOptions) error) *cobra.Co
 and a summary table are printed; with --json, stdout carries one JSON document
 and progress goes to stderr.
 
+Every run is recorded in the project's run store (.ork/ork.db, or --db /
+$ORK_DB): tasks, attempts, outputs, logs and metrics, durably before a task is
+reported done. --resume RUN_ID reruns the tasks of a failed, cancelled or
+interrupted run that did not succeed, reusing the recorded outputs of those
+that did, under the same run id.
+
 Exit status: 0 when every task succeeded, 1 otherwise, 2 for invalid input,
 130 when interrupted.`,
-		Example: "  ork run workflows/hello.yaml\n  ork run workflows/hello.yaml --json --concurrency 4",
+		Example: "  ork run workflows/hello.yaml\n  ork run workflows/hello.yaml --json --concurrency 4\n  ork run workflows/daily.yaml --param day=2026-11-28 --param limit=100\n  ork run workflows/daily.yaml --resume 20261128T101500-1a2b3c",
 		Args:    exactArgs(1, "a workflow file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Workflow = args[0]
 			if opts.Concurrency < 1 {
 				return usageErr(fmt.Errorf("--concurrency must be at least 1, got %d", opts.Concurrency))
+			}
+			if opts.Force && opts.Resume == "" {
+				return usageErr(fmt.Errorf("--force only applies with --resume"))
+			}
+			if opts.Resume != "" && len(opts.Params) > 0 {
+				return usageErr(fmt.Errorf("--param cannot be combined with --resume: a resumed run keeps the parameters it was started with"))
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -56,6 +74,10 @@ Exit status: 0 when every task succeeded, 1 otherwise, 2 for invalid input,
 	cmd.Flags().StringVar(&opts.Project, "project", "", "project root (default: the nearest directory above the workflow holding ork.yaml)")
 	cmd.Flags().IntVarP(&opts.Concurrency, "concurrency", "c", goruntime.NumCPU(), "maximum number of tasks running at once")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print a machine-readable summary on stdout")
+	cmd.Flags().StringVar(&opts.DB, "db", "", "run store (default: $ORK_DB, else .ork/ork.db in the project)")
+	cmd.Flags().StringArrayVarP(&opts.Params, "param", "p", nil, "workflow parameter key=value, the value typed by YAML rules (repeatable)")
+	cmd.Flags().StringVar(&opts.Resume, "resume", "", "continue this run: rerun the tasks that did not succeed")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "with --resume: resume even though the workflow file changed")
 	return cmd
 }
 
@@ -132,8 +154,35 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 		}
 		return failedErr(err)
 	}
+	params, err := parseParams(opts.Params)
+	if err != nil {
+		return usageErr(err)
+	}
+	st, err := openStore(ctx, p, opts.DB)
+	if err != nil {
+		return failedErr(err)
+	}
+	defer st.Close()
+	ropts := runner.Options{RunID: runner.NewRunID(), Concurrency: opts.Concurrency, Version: Version, Params: params, Store: st,
+		Warn: func(msg string) { fmt.Fprintln(opts.IO.ErrOut, "ork: warning: "+msg) }}
+	if opts.Resume != "" {
+		run, err := runner.CheckResumable(ctx, st, opts.Resume, wf, opts.Force)
+		if err != nil {
+			return usageErr(err)
+		}
+		ropts.RunID, ropts.Resume, ropts.Params = run.ID, true, run.Params
+	}
+	if ep := p.Telemetry.OTLPEndpoint; ep != "" {
+		exp, err := newTelemetry(ctx, ep, wf.Name, ropts.RunID)
+		if err != nil {
+			fmt.Fprintf(opts.IO.ErrOut, "ork: warning: telemetry.otlp_endpoint %s: %v; metrics stay in the run store\n", ep, err)
+		} else {
+			defer exp.Close(context.Background())
+			ropts.Telemetry = exp
+		}
+	}
 	prog := newProgress(progressOut, wf)
-	sum, err := r.Execute(ctx, plan, runner.Options{Concurrency: opts.Concurrency, Version: Version}, prog)
+	sum, err := r.Execute(ctx, plan, ropts, prog)
 	if err != nil {
 		return failedErr(err)
 	}
@@ -154,3 +203,26 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 		return &ExitError{Code: ExitFailed}
 	}
 }
+
+// newTelemetry starts the OTLP exporter for a run.
+func newTelemetry(ctx context.Context, endpoint, workflow, runID string) (*telemetryPusher, error) {
+	exp, err := telemetry.NewExporter(ctx, endpoint, telemetry.Resource{ServiceName: "ork", ServiceVersion: Version, Workflow: workflow, RunID: runID})
+	if err != nil {
+		return nil, err
+	}
+	return &telemetryPusher{exp: exp}, nil
+}
+
+// telemetryPusher adapts the OTLP exporter to the runner.
+type telemetryPusher struct{ exp *telemetry.Exporter }
+
+func (t *telemetryPusher) PushTask(ctx context.Context, r runner.TaskReport) error {
+	points := make([]telemetry.Point, 0, len(r.Metrics))
+	now := time.Now()
+	for _, m := range r.Metrics {
+		points = append(points, telemetry.Point{Task: r.Task, Attempt: r.Attempt, Name: m.Name, Value: m.Value, Labels: m.Labels, Time: now})
+	}
+	return t.exp.PushTask(ctx, telemetry.TaskReport{Task: r.Task, Attempt: r.Attempt, Status: r.Status, Reason: r.Reason, Duration: r.Duration, Points: points})
+}
+
+func (t *telemetryPusher) Close(ctx context.Context) error { return t.exp.Close(ctx) }

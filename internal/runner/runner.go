@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,6 +25,7 @@ import (
 	"github.com/orkrun/ork/internal/pyruntime"
 	"github.com/orkrun/ork/internal/pysandbox"
 	"github.com/orkrun/ork/internal/scheduler"
+	"github.com/orkrun/ork/internal/store"
 	"github.com/orkrun/ork/runtime"
 	pysdk "github.com/orkrun/ork/sdk/python"
 )
@@ -51,12 +53,10 @@ type TaskResult struct {
 	Output     json.RawMessage `json:"output"`
 	Error      *string         `json:"error"`
 	Metrics    []abi.Metric    `json:"metrics"`
-
-	reason runtime.Reason
+	// Reason says why the task did not succeed: exit, trap, abi, memory,
+	// timeout, cancelled, interrupted or host; "" otherwise.
+	Reason string `json:"reason,omitempty"`
 }
-
-// Reason is why the task failed ("" when it did not).
-func (t *TaskResult) Reason() runtime.Reason { return t.reason }
 
 // LogLine is one line of a task's log.
 type LogLine struct {
@@ -78,9 +78,29 @@ type Observer interface {
 
 // Options configure a run.
 type Options struct {
-	Concurrency int    // parallel tasks; <1 means 1
-	RunID       string // "" generates one
-	Version     string // ork's version, reported to guests
+	Concurrency int            // parallel tasks; <1 means 1
+	RunID       string         // "" generates one
+	Version     string         // ork's version, reported to guests
+	Params      map[string]any // workflow parameters (--param), visible to every task
+	Store       *store.Store   // where the run is recorded; nil records nothing
+	Resume      bool           // continue run RunID from the store: reuse what succeeded
+	Telemetry   TaskPusher     // receives each task's metrics when set
+	Warn        func(string)   // non-fatal problems (telemetry); nil ignores them
+}
+
+// TaskPusher exports a finished attempt's metrics (OTLP).
+type TaskPusher interface {
+	PushTask(ctx context.Context, r TaskReport) error
+}
+
+// TaskReport is what a TaskPusher receives.
+type TaskReport struct {
+	Task     string
+	Attempt  int
+	Status   string
+	Reason   string
+	Duration time.Duration
+	Metrics  []abi.Metric
 }
 
 // Runner runs workflows of one project.
@@ -284,7 +304,8 @@ func RunDir(root, runID string) string {
 }
 
 // Execute runs a prepared plan. Cancelling ctx stops running sandboxes; their
-// tasks are recorded as cancelled.
+// tasks are recorded as cancelled. With opts.Resume, tasks that succeeded in
+// the recorded run keep their outputs and are not run again.
 func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observer) (*Summary, error) {
 	runID := opts.RunID
 	if runID == "" {
@@ -296,12 +317,37 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 	}
 	wf := p.Workflow
 	sum := &Summary{RunID: runID, Workflow: wf.Name, Tasks: map[string]*TaskResult{}}
+	rec := &recorder{st: opts.Store, runID: runID}
+	prior := map[string]int{} // attempts already recorded, by task
+	done := map[string]bool{}
+	if opts.Resume {
+		previous, err := LoadSummary(ctx, opts.Store, runID, wf.Order)
+		if err != nil {
+			return nil, err
+		}
+		if err := rec.interrupted(ctx); err != nil {
+			return nil, err
+		}
+		for name, t := range previous.Tasks {
+			prior[name] = t.Attempts
+			if t.Status == string(scheduler.Succeeded) {
+				done[name] = true
+				sum.Tasks[name] = t
+			}
+		}
+		if err := rec.resumeRun(ctx); err != nil {
+			return nil, err
+		}
+	} else if err := rec.createRun(ctx, wf, r.proj, opts); err != nil {
+		return nil, err
+	}
+
 	var mu sync.Mutex // guards sum.Tasks
 	nodes := make([]scheduler.Node, 0, len(wf.Order))
 	pools := map[string]int{}
 	for _, name := range wf.Order {
 		t := wf.Tasks[name]
-		n := scheduler.Node{Name: name, DependsOn: t.DependsOn}
+		n := scheduler.Node{Name: name, DependsOn: t.DependsOn, Done: done[name]}
 		if ex := r.proj.Executors[t.Executor]; ex.Sandbox.MaxConcurrency > 0 {
 			n.Pool = ex.Name
 			pools[ex.Name] = ex.Sandbox.MaxConcurrency
@@ -316,16 +362,38 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 			upstream[d] = sum.Tasks[d].Output
 		}
 		mu.Unlock()
-		obs.TaskStarted(name)
-		res := r.runTask(ctx, runID, runDir, wf, pt, upstream, opts, obs)
+		policy := retryPolicy(pt)
+		var res *TaskResult
+		for i := 1; ; i++ {
+			attempt := prior[name] + i
+			obs.TaskStarted(name)
+			res = r.runTask(ctx, runID, runDir, wf, pt, upstream, attempt, opts, obs, rec)
+			res.Attempts = attempt
+			obs.TaskFinished(name, res)
+			if res.Status != string(scheduler.Failed) || i >= policy.MaxAttempts || res.Reason == ReasonConfig {
+				break
+			}
+			wait := policy.Delay(i+1, mrand.Float64())
+			obs.TaskLog(name, LogLine{Time: time.Now(), Level: "warn", Source: "ork",
+				Message: fmt.Sprintf("attempt %d of %d failed; retrying in %s", i, policy.MaxAttempts, wait.Round(time.Millisecond))})
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
 		mu.Lock()
 		sum.Tasks[name] = res
 		mu.Unlock()
-		obs.TaskFinished(name, res)
 		return scheduler.Status(res.Status)
 	}
 	skip := func(name, reason string) {
-		res := &TaskResult{Status: string(scheduler.Skipped), Output: json.RawMessage("null"), Metrics: []abi.Metric{}}
+		msg := reason
+		res := &TaskResult{Status: string(scheduler.Skipped), Attempts: prior[name], Output: json.RawMessage("null"), Metrics: []abi.Metric{}, Error: &msg}
 		mu.Lock()
 		sum.Tasks[name] = res
 		mu.Unlock()
@@ -344,26 +412,72 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 	if ctx.Err() != nil {
 		sum.Status = StatusCancelled
 	}
+	if err := rec.finishRun(sum.Status); err != nil {
+		return sum, err
+	}
 	if b, err := json.MarshalIndent(sum, "", "  "); err == nil {
 		_ = os.WriteFile(filepath.Join(runDir, "summary.json"), append(b, '\n'), 0o644)
 	}
 	return sum, nil
 }
 
-func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.Workflow, pt *planned, upstream map[string]any, opts Options, obs Observer) *TaskResult {
+// ReasonConfig marks a failure that retrying cannot fix: the executor's
+// config or the task's params do not fit.
+const ReasonConfig = "config"
+
+// retryPolicy returns the retry policy of a task: its own, else its
+// executor's, else a single attempt.
+func retryPolicy(pt *planned) project.Retries {
+	if pt.task.Retries != nil {
+		return *pt.task.Retries
+	}
+	if pt.executor.Retries != nil {
+		return *pt.executor.Retries
+	}
+	return project.NoRetries
+}
+
+func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.Workflow, pt *planned, upstream map[string]any, attempt int, opts Options, obs Observer, rec *recorder) (res *TaskResult) {
 	name := pt.task.Name
-	res := &TaskResult{Attempts: 1, Output: json.RawMessage("null"), Metrics: []abi.Metric{}}
+	res = &TaskResult{Attempts: attempt, Output: json.RawMessage("null"), Metrics: []abi.Metric{}}
+	started := time.Now()
+	var tl *taskLog
+	defer func() {
+		if tl != nil {
+			tl.close()
+		}
+		if err := rec.finishAttempt(name, attempt, started, res); err != nil {
+			msg := fmt.Sprintf("recording the task in the run store: %v", err)
+			res.Status, res.Reason, res.Error = string(scheduler.Failed), "host", &msg
+		}
+		if opts.Telemetry != nil {
+			err := opts.Telemetry.PushTask(context.WithoutCancel(ctx), TaskReport{Task: name, Attempt: attempt, Status: res.Status, Reason: res.Reason,
+				Duration: time.Duration(res.DurationMS * float64(time.Millisecond)), Metrics: res.Metrics})
+			if err != nil && opts.Warn != nil {
+				opts.Warn(fmt.Sprintf("task %s: pushing metrics to the OTLP endpoint failed: %v", name, err))
+			}
+		}
+	}()
 	fail := func(reason runtime.Reason, msg string) *TaskResult {
 		res.Status = string(scheduler.Failed)
 		if reason == runtime.ReasonCancelled {
 			res.Status = string(scheduler.Cancelled)
 		}
-		res.reason = reason
+		res.Reason = string(reason)
 		res.Error = &msg
 		return res
 	}
+	if err := rec.startAttempt(ctx, name, attempt, started); err != nil {
+		return fail("host", fmt.Sprintf("recording the task in the run store: %v", err))
+	}
 	taskDir := filepath.Join(runDir, name)
 	outDir := filepath.Join(taskDir, "output")
+	if attempt > 1 {
+		// Keep what earlier attempts produced; the latest is always output/.
+		if _, err := os.Stat(outDir); err == nil {
+			_ = os.Rename(outDir, filepath.Join(taskDir, fmt.Sprintf("output.attempt-%d", attempt-1)))
+		}
+	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fail(runtime.ReasonExit, fmt.Sprintf("creating the output directory: %v", err))
 	}
@@ -373,12 +487,12 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	}
 	defer os.RemoveAll(scratch)
 
-	logFile, err := os.Create(filepath.Join(taskDir, "task.log"))
+	logFile, err := os.OpenFile(filepath.Join(taskDir, "task.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fail(runtime.ReasonExit, fmt.Sprintf("creating the task log: %v", err))
 	}
 	defer logFile.Close()
-	tl := &taskLog{task: name, obs: obs, file: logFile}
+	tl = newTaskLog(name, attempt, obs, logFile, rec)
 
 	var cfgFile *string
 	if pt.task.ConfigFile != "" {
@@ -387,8 +501,9 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	}
 	sess := abi.NewSession(abi.Task{
 		Info: abi.TaskInfo{
-			Task: name, Workflow: wf.Name, RunID: runID, Attempt: 1,
-			Executor: pt.executor.Name, ConfigFile: cfgFile,
+			Task: name, Workflow: wf.Name, RunID: runID, Attempt: attempt,
+			WorkflowParams: opts.Params,
+			Executor:       pt.executor.Name, ConfigFile: cfgFile,
 			ScratchDir: abi.ScratchDir, OutputDir: abi.OutputDir,
 		},
 		ExecutorConfig: pt.executor.Config,
@@ -442,6 +557,9 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	}
 	res.DurationMS = float64(out.Duration.Microseconds()) / 1000
 	if f := out.Failure; f != nil {
+		if rep := sess.Reported(); rep != nil && rep.Kind == "config" {
+			return fail(ReasonConfig, failureMessage(f, rep, stderr.last))
+		}
 		if rep := sess.Reported(); rep != nil && strings.HasPrefix(rep.Message, "MemoryError") {
 			// An interpreter turns a refused memory.grow into an exception.
 			limit := policy.MemoryBytes
@@ -482,11 +600,40 @@ func failureMessage(f *runtime.Failure, rep *abi.ErrorReport, lastStderr []strin
 	return f.Message
 }
 
+// taskLog is where a task's log lines go: the observer, the task.log file
+// and, in batches, the run store.
 type taskLog struct {
-	task string
-	obs  Observer
-	mu   sync.Mutex
-	file io.Writer
+	task    string
+	attempt int
+	obs     Observer
+	rec     *recorder
+	mu      sync.Mutex
+	file    io.Writer
+	pending []store.LogLine
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// logFlushEvery bounds how stale `ork logs --follow` can be.
+const logFlushEvery = 250 * time.Millisecond
+
+func newTaskLog(task string, attempt int, obs Observer, file io.Writer, rec *recorder) *taskLog {
+	l := &taskLog{task: task, attempt: attempt, obs: obs, file: file, rec: rec, stop: make(chan struct{}), stopped: make(chan struct{})}
+	go func() {
+		defer close(l.stopped)
+		t := time.NewTicker(logFlushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				l.flush()
+			case <-l.stop:
+				l.flush()
+				return
+			}
+		}
+	}()
+	return l
 }
 
 func (l *taskLog) Log(_ string, rec abi.LogRecord) {
@@ -497,8 +644,28 @@ func (l *taskLog) line(level, source, msg string, fields map[string]any) {
 	ln := LogLine{Time: time.Now(), Level: level, Source: source, Message: msg, Fields: fields}
 	l.mu.Lock()
 	fmt.Fprintf(l.file, "%s %-5s %s%s\n", ln.Time.Format(time.RFC3339Nano), level, msg, FormatFields(fields))
+	if l.rec.st != nil {
+		l.pending = append(l.pending, store.LogLine{RunID: l.rec.runID, Task: l.task, Attempt: l.attempt, Time: ln.Time,
+			Level: level, Source: source, Message: msg, Fields: fields})
+	}
 	l.mu.Unlock()
 	l.obs.TaskLog(l.task, ln)
+}
+
+func (l *taskLog) flush() {
+	l.mu.Lock()
+	lines := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	if len(lines) > 0 {
+		l.rec.logs(lines)
+	}
+}
+
+// close flushes what is left; every line is stored before the attempt is.
+func (l *taskLog) close() {
+	close(l.stop)
+	<-l.stopped
 }
 
 // FormatFields renders log fields as " k=v" pairs in key order.

@@ -110,6 +110,12 @@ class Context:
         return self._info.get("attempt", 1)
 
     @property
+    def workflow_params(self) -> dict:
+        """The run's parameters (``ork run --param key=value``), the same
+        for every task of the run; ``{}`` when there are none."""
+        return dict(self._info.get("workflow_params") or {})
+
+    @property
     def executor_name(self) -> str:
         """The name of the executor running the task, as named in ork.yaml."""
         return self._info.get("executor", "")

@@ -23,6 +23,8 @@ pub(crate) struct TaskInfo {
     pub(crate) config_file: Option<String>,
     pub(crate) scratch_dir: PathBuf,
     pub(crate) output_dir: PathBuf,
+    #[serde(default)]
+    pub(crate) workflow_params: Value,
 }
 
 /// The execution context of one task run, passed to task functions and to
@@ -76,6 +78,12 @@ impl Context {
     /// Which attempt this is: 1 for the first run, 2 for the first retry, …
     pub fn attempt(&self) -> u32 {
         self.info.attempt
+    }
+
+    /// The run's parameters (`ork run --param key=value`), the same for every
+    /// task of the run: a JSON object, empty when there are none.
+    pub fn workflow_params(&self) -> &Value {
+        &self.info.workflow_params
     }
 
     /// The name of the executor running the task, as named in ork.yaml.

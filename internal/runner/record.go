@@ -1,0 +1,227 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/orkrun/ork/abi"
+	"github.com/orkrun/ork/internal/project"
+	"github.com/orkrun/ork/internal/scheduler"
+	"github.com/orkrun/ork/internal/store"
+)
+
+// recorder writes a run to the store; with no store it does nothing.
+type recorder struct {
+	st    *store.Store
+	runID string
+}
+
+// WorkflowDigest identifies a workflow file's content.
+func WorkflowDigest(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func (r *recorder) createRun(ctx context.Context, wf *project.Workflow, p *project.Project, opts Options) error {
+	if r.st == nil {
+		return nil
+	}
+	digest, err := WorkflowDigest(wf.File)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	params := opts.Params
+	if params == nil {
+		params = map[string]any{}
+	}
+	return r.st.CreateRun(ctx, store.Run{
+		ID: r.runID, Workflow: wf.Name, WorkflowFile: p.Rel(wf.File), WorkflowDigest: digest,
+		Params: params, Status: "running", StartedAt: time.Now(), OrkVersion: opts.Version,
+		Host: host, PID: os.Getpid(),
+	})
+}
+
+func (r *recorder) resumeRun(ctx context.Context) error {
+	if r.st == nil {
+		return errors.New("resuming a run needs the run store")
+	}
+	return r.st.UpdateRun(ctx, r.runID, "running", nil, os.Getpid())
+}
+
+// finishRun is written even when the run was cancelled.
+func (r *recorder) finishRun(status string) error {
+	if r.st == nil {
+		return nil
+	}
+	now := time.Now()
+	return r.st.UpdateRun(context.Background(), r.runID, status, &now, 0)
+}
+
+// interrupted closes attempts left "running" by an ork process that died.
+func (r *recorder) interrupted(ctx context.Context) error {
+	atts, err := r.st.Attempts(ctx, r.runID)
+	if err != nil {
+		return err
+	}
+	for _, a := range atts {
+		if a.Status != "running" {
+			continue
+		}
+		now := time.Now()
+		msg := "the ork process running this task stopped before it finished"
+		a.Status, a.Reason, a.Error, a.EndedAt = string(scheduler.Cancelled), "interrupted", &msg, &now
+		if err := r.st.FinishAttempt(ctx, a, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *recorder) startAttempt(ctx context.Context, task string, attempt int, started time.Time) error {
+	if r.st == nil {
+		return nil
+	}
+	return r.st.StartAttempt(ctx, store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: "running", StartedAt: started})
+}
+
+// finishAttempt records the outcome durably, with its metrics, before the
+// run reports the task as done. It uses a fresh context: a cancelled run
+// still records what happened.
+func (r *recorder) finishAttempt(task string, attempt int, started time.Time, res *TaskResult) error {
+	if r.st == nil {
+		return nil
+	}
+	now := time.Now()
+	a := store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: res.Status, Reason: res.Reason,
+		Error: res.Error, StartedAt: started, EndedAt: &now, DurationMS: res.DurationMS}
+	if res.Status == string(scheduler.Succeeded) {
+		a.Output = res.Output
+	}
+	ms := make([]store.Metric, 0, len(res.Metrics))
+	for _, m := range res.Metrics {
+		ms = append(ms, store.Metric{RunID: r.runID, Task: task, Attempt: attempt, Name: m.Name, Value: m.Value, Labels: m.Labels, Time: now})
+	}
+	return r.st.FinishAttempt(context.Background(), a, ms)
+}
+
+func (r *recorder) logs(lines []store.LogLine) {
+	if r.st == nil {
+		return
+	}
+	// A log line that cannot be stored is still in task.log; the task goes on.
+	_ = r.st.AppendLogs(context.Background(), lines)
+}
+
+// LoadSummary rebuilds a run's summary from the store: the schema of
+// `ork run --json`. Each task shows its latest attempt; tasks of order that
+// never ran are skipped.
+func LoadSummary(ctx context.Context, st *store.Store, runID string, order []string) (*Summary, error) {
+	if st == nil {
+		return nil, errors.New("no run store")
+	}
+	run, err := st.GetRun(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	atts, err := st.Attempts(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	metrics, err := st.Metrics(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{RunID: run.ID, Workflow: run.Workflow, Status: run.Status, Tasks: map[string]*TaskResult{}}
+	latest := map[string]store.Attempt{}
+	var names []string
+	for _, a := range atts {
+		prev, seen := latest[a.Task]
+		if !seen {
+			names = append(names, a.Task)
+		}
+		if !seen || a.Attempt > prev.Attempt {
+			latest[a.Task] = a
+		}
+	}
+	for _, name := range names {
+		a := latest[name]
+		t := &TaskResult{Status: a.Status, Attempts: a.Attempt, DurationMS: a.DurationMS, Output: a.Output, Error: a.Error, Reason: a.Reason, Metrics: []abi.Metric{}}
+		if t.Status == "running" {
+			t.Status = "running"
+		}
+		if len(t.Output) == 0 {
+			t.Output = json.RawMessage("null")
+		}
+		for _, m := range metrics {
+			if m.Task == name && m.Attempt == a.Attempt {
+				labels := m.Labels
+				if labels == nil {
+					labels = map[string]string{}
+				}
+				t.Metrics = append(t.Metrics, abi.Metric{Name: m.Name, Value: m.Value, Labels: labels})
+			}
+		}
+		sum.Tasks[name] = t
+	}
+	for _, name := range order {
+		if _, ok := sum.Tasks[name]; !ok {
+			msg := "did not run"
+			sum.Tasks[name] = &TaskResult{Status: string(scheduler.Skipped), Output: json.RawMessage("null"), Metrics: []abi.Metric{}, Error: &msg}
+		}
+	}
+	return sum, nil
+}
+
+// SortedTasks lists a summary's task names: by order first, then the rest.
+func SortedTasks(s *Summary, order []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range order {
+		if _, ok := s.Tasks[n]; ok {
+			out = append(out, n)
+			seen[n] = true
+		}
+	}
+	var rest []string
+	for n := range s.Tasks {
+		if !seen[n] {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
+}
+
+// CheckResumable refuses to resume a run whose workflow changed, unless force.
+func CheckResumable(ctx context.Context, st *store.Store, runID string, wf *project.Workflow, force bool) (*store.Run, error) {
+	run, err := st.GetRun(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	if run.Workflow != wf.Name {
+		return nil, fmt.Errorf("run %s is of workflow %q, not %q; pass the workflow file it ran (%s)", runID, run.Workflow, wf.Name, run.WorkflowFile)
+	}
+	if run.Status == StatusSucceeded {
+		return nil, fmt.Errorf("run %s already succeeded; there is nothing to resume", runID)
+	}
+	digest, err := WorkflowDigest(wf.File)
+	if err != nil {
+		return nil, err
+	}
+	if digest != run.WorkflowDigest && !force {
+		return nil, fmt.Errorf("%s changed since run %s started; resuming could mix outputs of two different workflows. Pass --force to resume anyway, or start a new run", run.WorkflowFile, runID)
+	}
+	return run, nil
+}
