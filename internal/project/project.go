@@ -27,10 +27,10 @@ var (
 
 // Keys accepted in ork.yaml.
 var (
-	projectKeys  = []string{"executors", "python", "telemetry"}
+	projectKeys  = []string{"executors", "python", "telemetry", "secrets", "connections"}
 	pythonKeys   = []string{"path"}
 	executorKeys = []string{"type", "config", "sandbox", "retries"}
-	sandboxKeys  = []string{"memory", "timeout", "mounts", "env", "max_concurrency"}
+	sandboxKeys  = []string{"memory", "timeout", "mounts", "env", "max_concurrency", "allowed_hosts", "secrets", "connections"}
 	mountKeys    = []string{"host", "guest"}
 )
 
@@ -72,7 +72,8 @@ func Load(root string) (*Project, error) {
 	if err != nil {
 		return nil, &Error{Msg: fmt.Sprintf("cannot resolve project directory %s: %v", root, err)}
 	}
-	p := &Project{Root: abs, File: filepath.Join(abs, ConfigFileName), Executors: map[string]*Executor{}}
+	p := &Project{Root: abs, File: filepath.Join(abs, ConfigFileName), Executors: map[string]*Executor{},
+		Secrets: map[string]*Secret{}, Connections: map[string]*Connection{}}
 	data, err := os.ReadFile(p.File)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -97,8 +98,15 @@ func Load(root string) (*Project, error) {
 				p.decodePython(d, f.Value)
 			case "telemetry":
 				p.decodeTelemetry(d, f.Value)
+			case "secrets":
+				p.decodeSecrets(d, f.Value)
+			case "connections":
+				p.decodeConnections(d, f.Value)
 			}
 		}
+	}
+	for _, check := range d.later {
+		check()
 	}
 	if err := c.err(); err != nil {
 		return nil, err
@@ -326,6 +334,16 @@ func (p *Project) decodeSandbox(d *fileDecoder, x *Executor, n *yaml.Node) bool 
 			ok = p.decodeMounts(d, x, f.Value) && ok
 		case "env":
 			ok = d.decodeEnv(x, f.Value) && ok
+		case "allowed_hosts":
+			ok = p.decodeAllowedHosts(d, x, f.Value) && ok
+		case "secrets":
+			names, good := p.decodeNames(d, x, f.Value, "secrets")
+			x.Sandbox.Secrets = names
+			ok = ok && good
+		case "connections":
+			names, good := p.decodeNames(d, x, f.Value, "connections")
+			x.Sandbox.Connections = names
+			ok = ok && good
 		case "max_concurrency":
 			v, good := d.integer(f.Value, "sandbox max_concurrency", fmt.Sprintf("for executor %q", x.Name), 1, 1<<20)
 			x.Sandbox.MaxConcurrency = v

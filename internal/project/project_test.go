@@ -557,3 +557,70 @@ func TestRetryDelay(t *testing.T) {
 		t.Errorf("jitter range %s..%s", lo, hi)
 	}
 }
+
+func TestCapabilitiesConfig(t *testing.T) {
+	root := writeFiles(t, map[string]string{
+		"ork.yaml": `secrets:
+  BQ_TOKEN: {env: BQ_TOKEN}
+  PG_PASSWORD: {file: secrets/pg.txt}
+connections:
+  warehouse: {type: sqlite, path: .ork/warehouse.db}
+  pg: {type: postgres, dsn: "postgres://ork@127.0.0.1:5432/wh?sslmode=disable", password_secret: PG_PASSWORD}
+executors:
+  bq:
+    type: rust
+    sandbox:
+      allowed_hosts:
+        - "*.example.com"
+        - host: bigquery.googleapis.com
+          headers: {Authorization: "Bearer {{ secret.BQ_TOKEN }}"}
+      secrets: [BQ_TOKEN]
+      connections: [warehouse, pg]
+`,
+	})
+	p, err := Load(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Secrets["BQ_TOKEN"].Env != "BQ_TOKEN" || p.Secrets["PG_PASSWORD"].File != root+"/secrets/pg.txt" {
+		t.Fatalf("secrets %+v %+v", p.Secrets["BQ_TOKEN"], p.Secrets["PG_PASSWORD"])
+	}
+	if c := p.Connections["pg"]; c.Type != ConnPostgres || c.PasswordSecret != "PG_PASSWORD" {
+		t.Fatalf("pg %+v", c)
+	}
+	if c := p.Connections["warehouse"]; c.Path != root+"/.ork/warehouse.db" {
+		t.Fatalf("warehouse %+v", c)
+	}
+	sb := p.Executors["bq"].Sandbox
+	if len(sb.AllowedHosts) != 2 || sb.AllowedHosts[1].Headers["Authorization"] != "Bearer {{ secret.BQ_TOKEN }}" {
+		t.Fatalf("allowed hosts %+v", sb.AllowedHosts)
+	}
+	got, err := ExpandSecrets(sb.AllowedHosts[1].Headers["Authorization"], func(n string) (string, error) { return "tok-" + n, nil })
+	if err != nil || got != "Bearer tok-BQ_TOKEN" {
+		t.Fatalf("expand = %q, %v", got, err)
+	}
+}
+
+func TestCapabilitiesErrors(t *testing.T) {
+	tests := []struct{ name, ork, want string }{
+		{"undefined secret granted", "executors:\n  e:\n    type: rust\n    sandbox: {secrets: [NOPE]}\n",
+			`ork.yaml:4:25: secret "NOPE" in sandbox secrets of executor "e" is not defined under secrets: in ork.yaml; no secrets are defined`},
+		{"undefined connection", "connections:\n  a: {type: sqlite, path: a.db}\nexecutors:\n  e:\n    type: rust\n    sandbox: {connections: [b]}\n",
+			`ork.yaml:6:29: connection "b" in sandbox connections of executor "e" is not defined under connections: in ork.yaml; defined connections: a`},
+		{"header uses undefined secret", "executors:\n  e:\n    type: rust\n    sandbox:\n      allowed_hosts:\n        - {host: a.com, headers: {X-Key: \"{{ secret.K }}\"}}\n",
+			`header X-Key of entry 1 of sandbox allowed_hosts of executor "e" uses secret "K", which is not defined under secrets:; no secrets are defined`},
+		{"password in dsn", "connections:\n  pg: {type: postgres, dsn: \"postgres://u:pw@h/db\"}\n",
+			`the dsn of connection "pg" holds a password; move it to a secret and name it with password_secret:`},
+		{"secret without source", "secrets:\n  S: {}\n", `ork.yaml:2:3: secret "S" says neither where to read it; add env: VAR or file: path`},
+		{"host with scheme", "executors:\n  e:\n    type: rust\n    sandbox: {allowed_hosts: [\"https://a.com\"]}\n",
+			`allowed host "https://a.com" in sandbox allowed_hosts of executor "e" must be a host with an optional port, without scheme or path`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeFiles(t, map[string]string{"ork.yaml": tc.ork}))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}

@@ -10,10 +10,12 @@ const ConfigFileName = "ork.yaml"
 
 // Project is a loaded ork.yaml.
 type Project struct {
-	Root      string               // absolute path of the directory holding ork.yaml
-	File      string               // absolute path of ork.yaml
-	Executors map[string]*Executor // by name; always contains the built-ins "rust" (and "python") unless redefined
-	Telemetry Telemetry
+	Root        string               // absolute path of the directory holding ork.yaml
+	File        string               // absolute path of ork.yaml
+	Executors   map[string]*Executor // by name; always contains the built-ins "rust" (and "python") unless redefined
+	Telemetry   Telemetry
+	Secrets     map[string]*Secret     // ork.yaml secrets:, by name
+	Connections map[string]*Connection // ork.yaml connections:, by name
 	// PythonPath lists project-relative directories added to sys.path in
 	// every Python sandbox (ork.yaml `python: {path: [...]}`).
 	PythonPath []string
@@ -52,6 +54,9 @@ type Sandbox struct {
 	// MaxConcurrency caps how many of this executor's tasks run at once; 0
 	// means only the run's --concurrency applies.
 	MaxConcurrency int
+	AllowedHosts   []HostGrant // sandbox.allowed_hosts: outbound HTTP(S) the host makes for the task
+	Secrets        []string    // sandbox.secrets: secrets the task may read
+	Connections    []string    // sandbox.connections: database connections the task may use
 }
 
 // Mount is an extra read-only directory made visible in the sandbox.

@@ -233,8 +233,9 @@ func describe(n *yaml.Node) string {
 // fileDecoder decodes the nodes of one file, reporting problems to a
 // collector.
 type fileDecoder struct {
-	file string // display path
-	c    *collector
+	later []func() // checks that need the whole file (references between sections)
+	file  string   // display path
+	c     *collector
 }
 
 func (d *fileDecoder) pos(n *yaml.Node) Pos {
