@@ -32,6 +32,10 @@ const (
 	OpLog            = "log"
 	OpOutputSet      = "output.set"
 	OpErrorReport    = "error.report"
+	OpHTTPRequest    = "http.request"
+	OpSecretGet      = "secret.get"
+	OpSQLExecute     = "sql.execute"
+	OpSQLQuery       = "sql.query"
 )
 
 // Limits on what a guest may send.
@@ -96,3 +100,47 @@ const (
 	LevelWarn  = "warn"
 	LevelError = "error"
 )
+
+// HTTPRequest is the request of OpHTTPRequest. Body is text; BodyBase64
+// carries binary bodies instead.
+type HTTPRequest struct {
+	Method     string            `json:"method"`
+	URL        string            `json:"url"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	Body       *string           `json:"body,omitempty"`
+	BodyBase64 *string           `json:"body_base64,omitempty"`
+	TimeoutMS  int64             `json:"timeout_ms,omitempty"`
+}
+
+// HTTPResponse is the response of OpHTTPRequest. Body is the text of the
+// body when it is valid UTF-8; otherwise Body is null and BodyBase64 holds it.
+type HTTPResponse struct {
+	Status     int               `json:"status"`
+	Headers    map[string]string `json:"headers"`
+	URL        string            `json:"url"`
+	Body       *string           `json:"body"`
+	BodyBase64 *string           `json:"body_base64,omitempty"`
+}
+
+// SecretRequest is the request of OpSecretGet.
+type SecretRequest struct {
+	Name string `json:"name"`
+}
+
+// SQLRequest is the request of OpSQLExecute and OpSQLQuery.
+type SQLRequest struct {
+	Connection string `json:"connection"`
+	SQL        string `json:"sql"`
+	Params     []any  `json:"params,omitempty"`
+}
+
+// SQLExecuteResult is the response of OpSQLExecute.
+type SQLExecuteResult struct {
+	RowsAffected int64 `json:"rows_affected"`
+}
+
+// SQLQueryResult is the response of OpSQLQuery.
+type SQLQueryResult struct {
+	Columns []string `json:"columns"`
+	Rows    [][]any  `json:"rows"`
+}

@@ -2,6 +2,7 @@ package abi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,17 @@ type Task struct {
 	ExecutorConfig any            // JSON-compatible
 	Params         any            // JSON-compatible
 	Upstream       map[string]any // JSON-compatible outputs of the upstream tasks
+	// Capabilities serve http.request, secret.get and sql.*; nil grants none.
+	Capabilities Capabilities
+}
+
+// Capabilities are what ork.yaml grants a task beyond its sandbox. Their
+// errors reach the guest as recoverable errors, with their messages.
+type Capabilities interface {
+	HTTP(ctx context.Context, req HTTPRequest) (*HTTPResponse, error)
+	Secret(name string) (string, error)
+	SQLExecute(ctx context.Context, req SQLRequest) (*SQLExecuteResult, error)
+	SQLQuery(ctx context.Context, req SQLRequest) (*SQLQueryResult, error)
 }
 
 // Sink receives what a guest emits while it runs. Implementations must be safe
@@ -126,6 +138,12 @@ var (
 // the guest may handle, or a *TrapError for misuse. It never panics on guest
 // input.
 func (s *Session) Dispatch(op string, req []byte) ([]byte, error) {
+	return s.DispatchContext(context.Background(), op, req)
+}
+
+// DispatchContext is Dispatch with the context of the guest's call, which
+// bounds capability operations (a timed-out task stops waiting on them).
+func (s *Session) DispatchContext(ctx context.Context, op string, req []byte) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -216,9 +234,73 @@ func (s *Session) Dispatch(op string, req []byte) ([]byte, error) {
 		}
 		s.report = &r
 		return []byte("null"), nil
+	case OpHTTPRequest, OpSecretGet, OpSQLExecute, OpSQLQuery:
+		return s.capability(ctx, op, req)
 	default:
 		return nil, Trapf(op, "unknown operation (this ork speaks host ABI v%d)", Version)
 	}
+}
+
+var grantHint = map[string]string{
+	OpHTTPRequest: "grant hosts with sandbox.allowed_hosts in ork.yaml",
+	OpSecretGet:   "grant secrets with sandbox.secrets in ork.yaml",
+	OpSQLExecute:  "grant connections with sandbox.connections in ork.yaml",
+	OpSQLQuery:    "grant connections with sandbox.connections in ork.yaml",
+}
+
+func (s *Session) capability(ctx context.Context, op string, req []byte) ([]byte, error) {
+	caps := s.task.Capabilities
+	if caps == nil {
+		return nil, &OpError{fmt.Sprintf("executor %q has no capabilities: %s", s.task.Info.Executor, grantHint[op])}
+	}
+	var out any
+	var err error
+	switch op {
+	case OpHTTPRequest:
+		var r HTTPRequest
+		if e := strictUnmarshal(req, &r); e != nil {
+			return nil, Trapf(op, "request must be {\"method\", \"url\", \"headers\", \"body\" or \"body_base64\", \"timeout_ms\"}: %v", e)
+		}
+		out, err = caps.HTTP(ctx, r)
+	case OpSecretGet:
+		var r SecretRequest
+		if e := strictUnmarshal(req, &r); e != nil {
+			return nil, Trapf(op, "request must be {\"name\": str}: %v", e)
+		}
+		var v string
+		v, err = caps.Secret(r.Name)
+		out = map[string]string{"value": v}
+	case OpSQLExecute, OpSQLQuery:
+		var r SQLRequest
+		d := json.NewDecoder(bytes.NewReader(req))
+		d.DisallowUnknownFields()
+		d.UseNumber()
+		if e := d.Decode(&r); e != nil || r.Connection == "" {
+			return nil, Trapf(op, "request must be {\"connection\": str, \"sql\": str, \"params\": [...]}: %v", e)
+		}
+		for i, p := range r.Params {
+			if n, ok := p.(json.Number); ok {
+				if iv, e := n.Int64(); e == nil {
+					r.Params[i] = iv
+				} else if fv, e := n.Float64(); e == nil {
+					r.Params[i] = fv
+				}
+			}
+		}
+		if op == OpSQLExecute {
+			out, err = caps.SQLExecute(ctx, r)
+		} else {
+			out, err = caps.SQLQuery(ctx, r)
+		}
+	}
+	if err != nil {
+		var oe *OpError
+		if errors.As(err, &oe) {
+			return nil, oe
+		}
+		return nil, &OpError{err.Error()}
+	}
+	return json.Marshal(out)
 }
 
 // SetPending keeps a response (isErr: an encoded OpError) until the guest
@@ -280,7 +362,8 @@ func validMetric(m Metric) error {
 
 func isKnownOp(op string) bool {
 	switch op {
-	case OpHello, OpTaskInfo, OpExecutorConfig, OpTaskParams, OpUpstream, OpMetricsRecord, OpLog, OpOutputSet, OpErrorReport:
+	case OpHello, OpTaskInfo, OpExecutorConfig, OpTaskParams, OpUpstream, OpMetricsRecord, OpLog, OpOutputSet, OpErrorReport,
+		OpHTTPRequest, OpSecretGet, OpSQLExecute, OpSQLQuery:
 		return true
 	}
 	return false

@@ -1,6 +1,7 @@
 package abi_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -157,4 +158,51 @@ func TestPendingResponse(t *testing.T) {
 func mustJSON(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+type fakeCaps struct{}
+
+func (fakeCaps) HTTP(_ context.Context, r abi.HTTPRequest) (*abi.HTTPResponse, error) {
+	if r.URL == "https://refused.example" {
+		return nil, errors.New("host refused.example is not allowed for this executor; add it to sandbox.allowed_hosts in ork.yaml")
+	}
+	body := r.Method + " " + r.URL
+	return &abi.HTTPResponse{Status: 200, Headers: map[string]string{"X": "1"}, URL: r.URL, Body: &body}, nil
+}
+func (fakeCaps) Secret(name string) (string, error) { return "s-" + name, nil }
+func (fakeCaps) SQLExecute(_ context.Context, r abi.SQLRequest) (*abi.SQLExecuteResult, error) {
+	return &abi.SQLExecuteResult{RowsAffected: int64(len(r.Params))}, nil
+}
+func (fakeCaps) SQLQuery(_ context.Context, r abi.SQLRequest) (*abi.SQLQueryResult, error) {
+	return &abi.SQLQueryResult{Columns: []string{"p"}, Rows: [][]any{r.Params}}, nil
+}
+
+func TestCapabilityOperations(t *testing.T) {
+	s := abi.NewSession(abi.Task{Info: abi.TaskInfo{Task: "a", Executor: "e"}, Capabilities: fakeCaps{}}, "ork/test", nil)
+	hello(t, s)
+	resp, err := s.Dispatch(abi.OpHTTPRequest, []byte(`{"method":"GET","url":"https://a.example"}`))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"status":200,"headers":{"X":"1"},"url":"https://a.example","body":"GET https://a.example"}`, string(resp))
+	_, err = s.Dispatch(abi.OpHTTPRequest, []byte(`{"method":"GET","url":"https://refused.example"}`))
+	var oe *abi.OpError
+	require.True(t, errors.As(err, &oe))
+	assert.Contains(t, oe.Msg, "sandbox.allowed_hosts")
+	resp, err = s.Dispatch(abi.OpSecretGet, []byte(`{"name":"TOKEN"}`))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"value":"s-TOKEN"}`, string(resp))
+	resp, err = s.Dispatch(abi.OpSQLQuery, []byte(`{"connection":"w","sql":"select ?","params":[1,2.5,"x",null]}`))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"columns":["p"],"rows":[[1,2.5,"x",null]]}`, string(resp))
+	resp, err = s.Dispatch(abi.OpSQLExecute, []byte(`{"connection":"w","sql":"x","params":[1]}`))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"rows_affected":1}`, string(resp))
+	_, err = s.Dispatch(abi.OpSQLQuery, []byte(`{"sql":"x"}`))
+	var te *abi.TrapError
+	assert.True(t, errors.As(err, &te), "a request without a connection is malformed: %v", err)
+
+	none, _ := newSession(t)
+	hello(t, none)
+	_, err = none.Dispatch(abi.OpSecretGet, []byte(`{"name":"X"}`))
+	require.True(t, errors.As(err, &oe))
+	assert.Equal(t, `executor "e" has no capabilities: grant secrets with sandbox.secrets in ork.yaml`, oe.Msg)
 }

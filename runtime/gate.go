@@ -68,13 +68,13 @@ func clockResGet(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	s := sessionFrom(ctx, gateFunc)
-	if err := gate(s, mem, id); err != nil {
+	if err := gate(ctx, s, mem, id); err != nil {
 		panic(err)
 	}
 	stack[0] = errnoSuccess
 }
 
-func gate(s *abi.Session, mem api.Memory, obj uint32) error {
+func gate(ctx context.Context, s *abi.Session, mem api.Memory, obj uint32) error {
 	if mem == nil {
 		return abi.Trapf(gateFunc, "the module exports no memory")
 	}
@@ -106,7 +106,7 @@ func gate(s *abi.Session, mem api.Memory, obj uint32) error {
 		}
 		op := string(buf[mailboxHeader : mailboxHeader+opLen])
 		req := buf[mailboxHeader+opLen : mailboxHeader+opLen+reqLen]
-		r, err := s.Dispatch(op, req)
+		r, err := s.DispatchContext(ctx, op, req)
 		var oe *abi.OpError
 		switch {
 		case errors.As(err, &oe):

@@ -500,7 +500,7 @@ func abiCall(ctx context.Context, mod api.Module, stack []uint64) {
 	if reqLen > 0 {
 		req = readGuest(mem, "req", reqPtr, reqLen)
 	}
-	resp, err := s.Dispatch(op, req)
+	resp, err := s.DispatchContext(ctx, op, req)
 	if err != nil {
 		var oe *abi.OpError
 		if errors.As(err, &oe) {
