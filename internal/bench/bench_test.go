@@ -57,6 +57,7 @@ func benchWorkflow(b *testing.B, dir, workflow string) {
 	}
 	defer host.Close(ctx)
 	r := runner.New(proj, host, cargo.New(cache, os.Stderr), cache)
+	defer r.Close()
 	plan, err := r.Prepare(ctx, wf)
 	if err != nil {
 		b.Fatal(err)

@@ -1,9 +1,18 @@
 package cli_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,71 +21,218 @@ import (
 	"github.com/orkrun/ork/internal/testguests"
 )
 
-// TestWarehouseExampleEndToEnd installs the example's packages from PyPI
-// (pydantic 1.10, Jinja2, PyYAML) into a copy of the project, checks them in
-// the sandbox, and runs its workflow.
-func TestWarehouseExampleEndToEnd(t *testing.T) {
+// copyWarehouse copies examples/warehouse without its vendor directory or
+// run history.
+func copyWarehouse(t *testing.T) string {
+	t.Helper()
 	src := filepath.Join(testguests.RepoRoot(), "examples", "warehouse")
 	dir := t.TempDir()
 	require.NoError(t, os.CopyFS(dir, os.DirFS(src)))
 	os.RemoveAll(filepath.Join(dir, "vendor"))
 	os.RemoveAll(filepath.Join(dir, ".ork"))
+	return dir
+}
 
-	// ork.yaml names vendor, which does not exist yet.
-	r := ork(t, dir, "validate", "workflows/warehouse_refresh.yaml")
-	assert.Equal(t, 2, r.code)
-	assert.Contains(t, r.stderr, "ork.yaml:6:10: python path entry vendor is not a directory of the project; create it (e.g. with `ork python install --target vendor`)")
+var (
+	warehouseVendorOnce sync.Once
+	warehouseVendor     string
+)
 
-	r = ork(t, dir, "python", "install", "-r", "requirements.txt")
-	require.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
-	assert.Regexp(t, `pydantic 1\.10\.\d+ \(pure wheel\)`, r.stdout)
-	assert.Regexp(t, `MarkupSafe [0-9.]+ \(compiled speed-ups left out\)`, r.stdout)
-	assert.NotContains(t, r.stderr, "were not checked")
+// installWarehouse installs the example's packages from PyPI (pydantic 1.10,
+// Jinja2, PyYAML) once per test process and copies them into dir.
+func installWarehouse(t *testing.T, dir string) {
+	t.Helper()
+	warehouseVendorOnce.Do(func() {
+		// Outlives this test: the other warehouse tests copy it.
+		src, err := os.MkdirTemp("", "ork-warehouse-vendor-")
+		require.NoError(t, err)
+		require.NoError(t, os.CopyFS(src, os.DirFS(filepath.Join(testguests.RepoRoot(), "examples", "warehouse"))))
+		os.RemoveAll(filepath.Join(src, "vendor"))
+		r := ork(t, src, "python", "install", "-r", "requirements.txt")
+		require.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+		assert.Regexp(t, `pydantic 1\.10\.\d+ \(pure wheel\)`, r.stdout)
+		assert.Regexp(t, `MarkupSafe [0-9.]+ \(compiled speed-ups left out\)`, r.stdout)
+		assert.NotContains(t, r.stderr, "were not checked")
+		warehouseVendor = filepath.Join(src, "vendor")
+	})
+	require.NotEmpty(t, warehouseVendor, "installing the example's packages failed")
+	require.NoError(t, os.CopyFS(filepath.Join(dir, "vendor"), os.DirFS(warehouseVendor)))
+}
 
-	r = ork(t, dir, "run", "workflows/warehouse_refresh.yaml", "--json")
-	require.Equal(t, 0, r.code, r.stderr)
-	s := decodeSummary(t, r)
+// checkWarehouse runs warehouse_refresh and checks the outputs against the
+// data in data/*.csv.
+func checkWarehouse(t *testing.T, dir string, env []string, args ...string) summary {
+	t.Helper()
+	cmd := exec.Command(orkBin, append([]string{"run", "workflows/warehouse_refresh.yaml", "--json"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	s := decodeSummary(t, result{stdout: stdout.String(), stderr: stderr.String()})
 	for name, task := range s.Tasks {
 		assert.Equal(t, "succeeded", task.Status, name)
 	}
-	var facts struct {
+	assert.JSONEq(t, `{"source_users":6,"source_orders":8}`, string(mustField(t, s.Tasks["seed"].Output, "loaded")))
+	var users, orders, facts struct {
 		TargetTable    string   `json:"target_table"`
+		RowsAffected   int      `json:"rows_affected"`
 		BytesProcessed int64    `json:"bytes_processed"`
 		EstimatedCost  float64  `json:"estimated_cost_usd"`
-		SQLFile        string   `json:"sql_file"`
 		Lineage        []string `json:"lineage"`
-		RowsAffected   int      `json:"rows_affected"`
 	}
+	require.NoError(t, json.Unmarshal(s.Tasks["stage_users"].Output, &users))
+	require.NoError(t, json.Unmarshal(s.Tasks["stage_orders"].Output, &orders))
 	require.NoError(t, json.Unmarshal(s.Tasks["build_facts"].Output, &facts))
-	assert.Equal(t, "warehouse.user_order_facts", facts.TargetTable)
-	assert.ElementsMatch(t, []string{"staging.users", "staging.orders"}, facts.Lineage)
-	assert.Equal(t, "/output/build_facts.sql", facts.SQLFile)
-	assert.Greater(t, facts.EstimatedCost, 0.0)
-
-	sql, err := os.ReadFile(filepath.Join(dir, ".ork", "runs", s.RunID, "build_facts", "output", "build_facts.sql"))
-	require.NoError(t, err)
-	assert.Contains(t, string(sql), "FROM staging.users u\nLEFT JOIN staging.orders o USING (user_id)")
-	orders, err := os.ReadFile(filepath.Join(dir, ".ork", "runs", s.RunID, "stage_orders", "output", "stage_orders.sql"))
-	require.NoError(t, err)
-	assert.Contains(t, string(orders), "status IN ('paid', 'shipped')")
+	assert.Equal(t, 4, users.RowsAffected, "active users updated in the last 7 days")
+	assert.Equal(t, 5, orders.RowsAffected, "paid or shipped orders of the last 7 days")
+	assert.Equal(t, "user_order_facts", facts.TargetTable)
+	assert.Equal(t, 4, facts.RowsAffected)
+	assert.ElementsMatch(t, []string{"staging_users", "staging_orders"}, facts.Lineage)
+	assert.Greater(t, facts.BytesProcessed, int64(0))
+	var summary struct {
+		ByCountry map[string]struct {
+			Orders  int     `json:"orders"`
+			Revenue float64 `json:"revenue"`
+		} `json:"by_country"`
+	}
+	require.NoError(t, json.Unmarshal(s.Tasks["summarize"].Output, &summary))
+	assert.Equal(t, 2, summary.ByCountry["UK"].Orders)
+	assert.InDelta(t, 42.5, summary.ByCountry["UK"].Revenue, 0.001)
+	assert.Equal(t, 2, summary.ByCountry["US"].Orders)
+	assert.InDelta(t, 118.24, summary.ByCountry["US"].Revenue, 0.001)
+	assert.Equal(t, 0, summary.ByCountry["NL"].Orders)
 
 	m := s.Tasks["stage_users"].Metrics
 	require.Len(t, m, 1)
 	assert.Equal(t, "bytes_processed", m[0].Name)
+	assert.Equal(t, float64(users.BytesProcessed), m[0].Value)
 	assert.Equal(t, map[string]string{"task": "stage_users", "workflow": "warehouse_refresh"}, m[0].Labels)
+	sql, err := os.ReadFile(filepath.Join(dir, ".ork", "runs", s.RunID, "build_facts", "output", "build_facts.sql"))
+	require.NoError(t, err)
+	assert.Contains(t, string(sql), "-- Built from staging_users (4 rows)\n-- and staging_orders (5 rows).")
+	return s
+}
 
-	var summary map[string]any
-	require.NoError(t, json.Unmarshal(s.Tasks["summarize"].Output, &summary))
-	assert.Equal(t, "Warehouse refresh", summary["title"])
-	assert.Regexp(t, `summarize +\| INFO summarized 3 tables`, r.stderr)
-	assert.Regexp(t, `stage_users +\| INFO rendered sql/staging/users.sql for demo-warehouse`, r.stderr)
+func mustField(t *testing.T, doc json.RawMessage, key string) json.RawMessage {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(doc, &m))
+	return m[key]
+}
+
+// TestWarehouseExampleOnSQLite installs the example's packages, checks them
+// in the sandbox, and runs its workflow on the embedded SQLite connection.
+func TestWarehouseExampleOnSQLite(t *testing.T) {
+	dir := copyWarehouse(t)
+	// ork.yaml names vendor, which does not exist yet.
+	r := ork(t, dir, "validate", "workflows/warehouse_refresh.yaml")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "python path entry vendor is not a directory of the project; create it (e.g. with `ork python install --target vendor`)")
+
+	installWarehouse(t, dir)
+	checkWarehouse(t, dir, nil)
+	// Again: the source tables are replaced, the results are the same.
+	checkWarehouse(t, dir, nil)
 
 	// A refused package leaves vendor as it was.
 	r = ork(t, dir, "python", "install", "numpy")
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "cannot run in the sandbox: it needs native code")
-	r = ork(t, dir, "run", "workflows/warehouse_refresh.yaml")
-	assert.Equal(t, 0, r.code, r.stderr)
+	_, err := os.Stat(filepath.Join(dir, "vendor", "pydantic"))
+	assert.NoError(t, err)
+}
+
+// TestWarehouseExampleOnPostgres runs the same workflow on PostgreSQL: CI
+// starts one on 127.0.0.1 (toolchain/postgres-test-db.sh) and sets
+// ORK_TEST_POSTGRES_DSN.
+func TestWarehouseExampleOnPostgres(t *testing.T) {
+	dsn := os.Getenv("ORK_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("ORK_TEST_POSTGRES_DSN is not set (toolchain/postgres-test-db.sh prints one)")
+	}
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	password, _ := u.User.Password()
+	u.User = url.User(u.User.Username())
+	dir := copyWarehouse(t)
+	installWarehouse(t, dir)
+	orkYAML, err := os.ReadFile(filepath.Join(dir, "ork.yaml"))
+	require.NoError(t, err)
+	re := regexp.MustCompile(`dsn: postgres://\S+`)
+	require.Regexp(t, re, string(orkYAML))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ork.yaml"), []byte(re.ReplaceAllString(string(orkYAML), "dsn: "+u.String())), 0o644))
+	s := checkWarehouse(t, dir, []string{"ORK_WAREHOUSE_PASSWORD=" + password}, "--param", "connection=warehouse_pg")
+	assert.NotContains(t, string(mustJSON(t, s)), password)
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}
+
+// TestBigQueryExecutorAgainstALocalAPI runs the example's BigQuery executor
+// against a stand-in for the REST API's jobs.query and getQueryResults, and
+// checks what it receives: the rendered SQL and the token the host attached.
+func TestBigQueryExecutorAgainstALocalAPI(t *testing.T) {
+	const token = "ya29.test-token-value"
+	var mu sync.Mutex
+	var queries []map[string]any
+	var auth []string
+	polls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		auth = append(auth, r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == "POST" && r.URL.Path == "/bigquery/v2/projects/my-gcp-project/queries":
+			var q map[string]any
+			_ = json.NewDecoder(r.Body).Decode(&q)
+			queries = append(queries, q)
+			fmt.Fprint(w, `{"jobReference":{"projectId":"my-gcp-project","jobId":"job_1","location":"US"},"jobComplete":false}`)
+		case r.Method == "GET" && r.URL.Path == "/bigquery/v2/projects/my-gcp-project/queries/job_1":
+			polls++
+			fmt.Fprint(w, `{"jobReference":{"jobId":"job_1"},"jobComplete":true,"totalBytesProcessed":"1099511627776","numDmlAffectedRows":"42"}`)
+		default:
+			http.Error(w, `{"error":{"message":"not found"}}`, http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	dir := copyWarehouse(t)
+	installWarehouse(t, dir)
+	orkYAML, err := os.ReadFile(filepath.Join(dir, "ork.yaml"))
+	require.NoError(t, err)
+	patched := strings.Replace(string(orkYAML), "        - host: bigquery.googleapis.com", "        - host: "+host, 1)
+	patched = strings.Replace(patched, "      cost_per_tb: 5.0\n    sandbox:\n      allowed_hosts:", "      cost_per_tb: 5.0\n      api: "+srv.URL+"/bigquery/v2\n    sandbox:\n      allowed_hosts:", 1)
+	require.NotEqual(t, string(orkYAML), patched)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ork.yaml"), []byte(patched), 0o644))
+
+	cmd := exec.Command(orkBin, "run", "bigquery/bigquery_refresh.yaml", "--json")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ORK_BQ_TOKEN="+token)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	s := decodeSummary(t, result{stdout: stdout.String(), stderr: stderr.String()})
+	assert.JSONEq(t, `{"rows_affected":42,"bytes_processed":1099511627776,"estimated_cost_usd":5.0,"job_id":"job_1"}`, string(s.Tasks["stage_users"].Output))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, queries, 1)
+	assert.Contains(t, queries[0]["query"], "CREATE OR REPLACE TABLE staging.users AS")
+	assert.Contains(t, queries[0]["query"], "INTERVAL 7 DAY")
+	assert.Equal(t, false, queries[0]["useLegacySql"])
+	assert.Equal(t, 1, polls)
+	for _, a := range auth {
+		assert.Equal(t, "Bearer "+token, a, "the host attaches the token to every request")
+	}
+	// The token never reaches the task's record.
+	assert.NotContains(t, stdout.String(), token)
+	assert.NotContains(t, stderr.String(), token)
 }
 
 func TestPythonSDKThroughOrkRun(t *testing.T) {

@@ -143,6 +143,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	}
 	defer host.Close(context.Background())
 	r := runner.New(p, host, cargo.New(dir, progressOut), dir)
+	defer r.Close()
 	plan, err := r.Prepare(ctx, wf)
 	if err != nil {
 		if ctx.Err() != nil {

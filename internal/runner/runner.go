@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"github.com/orkrun/ork/abi"
+	"github.com/orkrun/ork/internal/capability"
 	"github.com/orkrun/ork/internal/cargo"
 	"github.com/orkrun/ork/internal/project"
 	"github.com/orkrun/ork/internal/pyruntime"
 	"github.com/orkrun/ork/internal/pysandbox"
+	"github.com/orkrun/ork/internal/redact"
 	"github.com/orkrun/ork/internal/scheduler"
 	"github.com/orkrun/ork/internal/store"
 	"github.com/orkrun/ork/runtime"
@@ -105,6 +107,7 @@ type TaskReport struct {
 
 // Runner runs workflows of one project.
 type Runner struct {
+	caps     *capability.Registry
 	proj     *project.Project
 	host     *runtime.Host
 	builder  *cargo.Builder
@@ -118,8 +121,12 @@ type Runner struct {
 // New returns a Runner for proj, compiling with host, building crates with
 // builder and keeping what it extracts (the Python SDK) under cacheDir.
 func New(proj *project.Project, host *runtime.Host, builder *cargo.Builder, cacheDir string) *Runner {
-	return &Runner{proj: proj, host: host, builder: builder, cacheDir: cacheDir, modules: map[string]*runtime.Module{}}
+	return &Runner{proj: proj, host: host, builder: builder, cacheDir: cacheDir, modules: map[string]*runtime.Module{},
+		caps: capability.NewRegistry(proj)}
 }
+
+// Close releases what the runner holds across runs (database connections).
+func (r *Runner) Close() error { return r.caps.Close() }
 
 // Plan is a workflow whose every task has a module, ready to run.
 type Plan struct {
@@ -132,7 +139,8 @@ type planned struct {
 	executor *project.Executor
 	module   *runtime.Module
 	params   any
-	python   []string // interpreter arguments after "-c BOOT" for Python tasks
+	python   []string        // interpreter arguments after "-c BOOT" for Python tasks
+	caps     *capability.Set // what ork.yaml grants the executor beyond the sandbox
 }
 
 // UnsupportedError says a feature is not available in this version of ork.
@@ -171,10 +179,19 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 		return nil, err
 	}
 	p := &Plan{Workflow: wf, tasks: map[string]*planned{}}
+	sets := map[string]*capability.Set{}
 	for _, name := range wf.Order {
 		t := wf.Tasks[name]
 		ex := r.proj.Executors[t.Executor]
 		pt := &planned{task: t, executor: ex}
+		if sets[ex.Name] == nil {
+			set, err := r.caps.For(ex)
+			if err != nil {
+				return nil, err
+			}
+			sets[ex.Name] = set
+		}
+		pt.caps = sets[ex.Name]
 		var path string
 		var isCrate bool
 		switch ex.Kind {
@@ -441,10 +458,27 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	name := pt.task.Name
 	res = &TaskResult{Attempts: attempt, Output: json.RawMessage("null"), Metrics: []abi.Metric{}}
 	started := time.Now()
+	// Secret values never leave the task: not in logs, errors, outputs,
+	// metrics, the run store or --json.
+	red := redact.New(pt.caps.Secrets()...)
 	var tl *taskLog
 	defer func() {
 		if tl != nil {
 			tl.close()
+		}
+		if res.Error != nil {
+			msg := red.String(*res.Error)
+			res.Error = &msg
+		}
+		res.Output = red.JSON(res.Output)
+		for i, m := range res.Metrics {
+			if len(m.Labels) > 0 && red.Active() {
+				labels := make(map[string]string, len(m.Labels))
+				for k, v := range m.Labels {
+					labels[k] = red.String(v)
+				}
+				res.Metrics[i].Labels = labels
+			}
 		}
 		if err := rec.finishAttempt(name, attempt, started, res); err != nil {
 			msg := fmt.Sprintf("recording the task in the run store: %v", err)
@@ -492,7 +526,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 		return fail(runtime.ReasonExit, fmt.Sprintf("creating the task log: %v", err))
 	}
 	defer logFile.Close()
-	tl = newTaskLog(name, attempt, obs, logFile, rec)
+	tl = newTaskLog(name, attempt, obs, logFile, rec, red)
 
 	var cfgFile *string
 	if pt.task.ConfigFile != "" {
@@ -509,6 +543,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 		ExecutorConfig: pt.executor.Config,
 		Params:         pt.params,
 		Upstream:       upstream,
+		Capabilities:   pt.caps,
 	}, "ork/"+opts.Version, tl)
 
 	sb := pt.executor.Sandbox
@@ -610,6 +645,7 @@ type taskLog struct {
 	mu      sync.Mutex
 	file    io.Writer
 	pending []store.LogLine
+	red     *redact.Redactor
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -617,8 +653,8 @@ type taskLog struct {
 // logFlushEvery bounds how stale `ork logs --follow` can be.
 const logFlushEvery = 250 * time.Millisecond
 
-func newTaskLog(task string, attempt int, obs Observer, file io.Writer, rec *recorder) *taskLog {
-	l := &taskLog{task: task, attempt: attempt, obs: obs, file: file, rec: rec, stop: make(chan struct{}), stopped: make(chan struct{})}
+func newTaskLog(task string, attempt int, obs Observer, file io.Writer, rec *recorder, red *redact.Redactor) *taskLog {
+	l := &taskLog{task: task, attempt: attempt, obs: obs, file: file, rec: rec, red: red, stop: make(chan struct{}), stopped: make(chan struct{})}
 	go func() {
 		defer close(l.stopped)
 		t := time.NewTicker(logFlushEvery)
@@ -641,6 +677,7 @@ func (l *taskLog) Log(_ string, rec abi.LogRecord) {
 }
 
 func (l *taskLog) line(level, source, msg string, fields map[string]any) {
+	msg, fields = l.red.String(msg), l.red.Fields(fields)
 	ln := LogLine{Time: time.Now(), Level: level, Source: source, Message: msg, Fields: fields}
 	l.mu.Lock()
 	fmt.Fprintf(l.file, "%s %-5s %s%s\n", ln.Time.Format(time.RFC3339Nano), level, msg, FormatFields(fields))

@@ -68,6 +68,10 @@ OP_METRICS_RECORD = "metrics.record"
 OP_LOG = "log"
 OP_OUTPUT_SET = "output.set"
 OP_ERROR_REPORT = "error.report"
+OP_HTTP_REQUEST = "http.request"
+OP_SECRET_GET = "secret.get"
+OP_SQL_EXECUTE = "sql.execute"
+OP_SQL_QUERY = "sql.query"
 ALL_OPS = (
     OP_HELLO,
     OP_TASK_INFO,
@@ -78,6 +82,10 @@ ALL_OPS = (
     OP_LOG,
     OP_OUTPUT_SET,
     OP_ERROR_REPORT,
+    OP_HTTP_REQUEST,
+    OP_SECRET_GET,
+    OP_SQL_EXECUTE,
+    OP_SQL_QUERY,
 )
 
 
@@ -240,15 +248,16 @@ def encode(value) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def invoke(op: str, value=None):
+def invoke(op: str, value=None, error=HostError):
     """Performs ``op`` with request ``value``; returns the decoded response.
 
-    Raises :class:`HostError` when the host refuses the operation.
+    Raises ``error(op, message)`` -- :class:`HostError` unless told
+    otherwise -- when the host refuses the operation.
     """
-    return call(op, encode(value))
+    return call(op, encode(value), error)
 
 
-def call(op: str, req: bytes):
+def call(op: str, req: bytes, error=HostError):
     """Performs ``op`` with the request JSON ``req``; returns the decoded
     response (see :func:`invoke`)."""
     if len(req) > MAX_REQUEST_BYTES:
@@ -260,7 +269,7 @@ def call(op: str, req: bytes):
         raise HostError(op, f"the host's response is not JSON: {body[:80]!r}") from None
     if status == STATUS_ERROR:
         message = response.get("error") if isinstance(response, dict) else None
-        raise HostError(op, message if isinstance(message, str) else f"unexpected error response {body[:200]!r}")
+        raise error(op, message if isinstance(message, str) else f"unexpected error response {body[:200]!r}")
     return response
 
 

@@ -6,6 +6,9 @@ import math
 import sys
 
 from . import _abi
+from ._errors import SecretError, a_type
+from ._http import Http
+from ._sql import SqlConnection
 
 #: The logger behind ``Context.log``.
 TASK_LOGGER = "ork.task"
@@ -78,12 +81,15 @@ class Context:
 
     Passed to an executor's ``run`` and to task functions. Its facts come from
     the host once, at start-up; ``metrics`` and ``log`` send to the host
-    immediately.
+    immediately. ``http``, ``secret`` and ``sql`` reach what ork.yaml grants
+    the executor (``sandbox.allowed_hosts``, ``sandbox.secrets``,
+    ``sandbox.connections``).
     """
 
     __slots__ = ("_info", "_params")
 
     _metrics = Metrics()
+    _http = Http()
 
     def __init__(self, info: dict, params=None) -> None:
         self._info = info
@@ -147,6 +153,47 @@ class Context:
     def metrics(self) -> Metrics:
         """The task's metrics recorder: ``ctx.metrics.record(name, value, labels)``."""
         return self._metrics
+
+    @property
+    def http(self) -> Http:
+        """HTTP requests, made by the host to the hosts ork.yaml grants the
+        executor (``sandbox.allowed_hosts``)::
+
+            resp = ctx.http.get("https://api.example.com/v1/jobs", timeout=10)
+            jobs = resp.raise_for_status().json()
+            ctx.http.post("https://api.example.com/v1/jobs", body={"name": "load"})
+
+        Refusals raise :class:`ork.HttpError`.
+        """
+        return self._http
+
+    def secret(self, name: str) -> str:
+        """The value of secret ``name``, one of the executor's
+        ``sandbox.secrets`` in ork.yaml (defined under the top-level
+        ``secrets:``). Raises :class:`ork.SecretError` for a secret that is
+        not granted or cannot be read. ork redacts secret values from the
+        task's logs, errors and output."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"secret name must be a non-empty str, not {name!r:.60}")
+        resp = _abi.invoke(_abi.OP_SECRET_GET, {"name": name}, error=lambda op, msg: SecretError(op, msg, name=name))
+        value = resp.get("value") if isinstance(resp, dict) else None
+        if not isinstance(value, str):
+            raise SecretError(_abi.OP_SECRET_GET, f"unexpected response from the host: {a_type(resp)}", name=name)
+        return value
+
+    def sql(self, connection: str) -> SqlConnection:
+        """Database connection ``connection``, one of the executor's
+        ``sandbox.connections`` in ork.yaml (defined under the top-level
+        ``connections:``)::
+
+            db = ctx.sql("warehouse")
+            db.execute("INSERT INTO runs (id, rows) VALUES (?, ?)", [ctx.run_id, 42])
+            for row in db.query("SELECT id, rows FROM runs WHERE rows > ?", [0]):
+                print(row["id"], row["rows"])
+
+        Failures raise :class:`ork.SqlError`.
+        """
+        return SqlConnection(connection)
 
     @property
     def log(self) -> logging.Logger:

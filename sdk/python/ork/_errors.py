@@ -15,13 +15,57 @@ class HostError(OrkError):
     """The ork host refused an operation, e.g. a metric name it does not accept.
 
     ``op`` is the operation (``metrics.record``, ``log``, ...) and ``message``
-    the host's explanation.
+    the host's explanation; ``str(e)`` is ``"op: message"``. Capabilities
+    raise the subclasses :class:`HttpError`, :class:`SecretError` and
+    :class:`SqlError`.
     """
 
     def __init__(self, op: str, message: str) -> None:
         super().__init__(f"{op}: {message}")
         self.op = op
         self.message = message
+
+
+class HttpError(HostError):
+    """An HTTP request failed: the host refused or could not make it
+    (``op`` is ``http.request``; ``response`` and ``status`` are ``None``),
+    or :meth:`ork.HttpResponse.raise_for_status` found a status outside
+    200-299 (``op`` is ``http.request`` too, and ``response`` is the
+    response).
+
+    A host refusal names what to change, e.g. the host missing from the
+    executor's ``sandbox.allowed_hosts`` in ork.yaml.
+    """
+
+    def __init__(self, op: str, message: str, response=None) -> None:
+        super().__init__(op, message)
+        self.response = response
+
+    @property
+    def status(self):
+        """The response's status code, or ``None`` when there was no response."""
+        return None if self.response is None else self.response.status
+
+
+class SecretError(HostError):
+    """The host refused ``ctx.secret(name)``: the secret is not granted to the
+    executor (``sandbox.secrets`` in ork.yaml), or its value cannot be read.
+    ``name`` is the secret asked for."""
+
+    def __init__(self, op: str, message: str, name: str = "") -> None:
+        super().__init__(op, message)
+        self.name = name
+
+
+class SqlError(HostError):
+    """A SQL statement failed: the connection is not granted to the executor
+    (``sandbox.connections`` in ork.yaml), or the database refused the
+    statement (the message is the database's own), or it took too long or
+    returned too much. ``connection`` is the connection's name."""
+
+    def __init__(self, op: str, message: str, connection: str = "") -> None:
+        super().__init__(op, message)
+        self.connection = connection
 
 
 class ConfigError(OrkError):

@@ -23,6 +23,18 @@ clock gate -- so what passes here behaves the same way in ork::
         assert outcome.output == {"rows": 3}
         assert outcome.metrics[0].name == "rows"
 
+Capabilities are stubbed per run: ``http`` maps URLs to responses,
+``secrets`` names to values, and ``sql`` connection names to a ``sqlite3``
+database, canned results or a function; the outcome records every request::
+
+    host = MockHost(
+        http={"https://api.example.com/v1/jobs": {"id": 7}},   # 200, JSON body
+        secrets={"API_TOKEN": "t0k"},
+        sql={"warehouse": sqlite3.connect(":memory:")},
+    )
+    outcome = host.run_task(sync_jobs)
+    assert outcome.http_requests[0].json() == {"name": "load"}
+
 Runs change process-wide state while they last (the transport and the
 ``logging`` configuration; a python task's file is loaded as module
 ``__ork_task__`` and its directory put on ``sys.path``) and restore it
@@ -31,17 +43,31 @@ afterwards; run one at a time.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn
 
 from . import _abi, _main
+from ._http import Headers
+from ._sql import QueryResult
 
-__all__ = ["MockHost", "Outcome", "MetricPoint", "LogRecord", "ErrorReport"]
+__all__ = [
+    "MockHost",
+    "Outcome",
+    "MetricPoint",
+    "LogRecord",
+    "ErrorReport",
+    "MockResponse",
+    "Refuse",
+    "HttpCall",
+    "SqlCall",
+]
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -80,6 +106,133 @@ class ErrorReport:
 _UNSET = object()
 
 
+@dataclass(frozen=True)
+class HttpCall:
+    """One ``http.request`` the task made, as the host received it."""
+
+    method: str
+    url: str
+    headers: Headers
+    """The request's headers (lookups ignore case)."""
+    body: bytes | None
+    """The body, or ``None`` when the request had none."""
+    timeout: float | None
+    """The timeout the task asked for, in seconds, or ``None``."""
+
+    @property
+    def text(self) -> str:
+        """The body as str (``""`` when there is none)."""
+        return (self.body or b"").decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.text)
+
+
+@dataclass(frozen=True)
+class SqlCall:
+    """One ``sql.execute`` or ``sql.query`` the task made."""
+
+    op: str
+    """``execute`` or ``query``."""
+    connection: str
+    sql: str
+    params: list[Any]
+    """The parameters as sent (bytes as ``{"base64": ...}``, dates as text)."""
+
+
+class Refuse:
+    """A stub that makes the host refuse the operation with ``message``, as
+    ork does for a host, secret or connection that is not granted or fails:
+    the task gets an :class:`ork.HttpError`, :class:`ork.SecretError` or
+    :class:`ork.SqlError` carrying ``message``. Usable wherever a stub is
+    (an ``http`` URL, a secret, a SQL connection or statement)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"Refuse({self.message!r})"
+
+
+class MockResponse:
+    """A stubbed HTTP response: ``status``, ``headers``, and a ``body``
+    (str or bytes) or ``json`` (any JSON value, sent with ``Content-Type:
+    application/json``). ``url`` is the final URL the host reports (the
+    request's by default, i.e. no redirect).
+
+    Plain values work as stubs too: a dict or list is a 200 JSON response, a
+    str or bytes a 200 response with that body, an int a response with that
+    status and no body.
+    """
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: str | bytes | None = None,
+        *,
+        json: Any = _UNSET,
+        headers: Mapping[str, str] | None = None,
+        url: str | None = None,
+    ) -> None:
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise TypeError(f"MockResponse status must be an int, not {type(status).__name__}")
+        headers = dict(headers or {})
+        if json is not _UNSET:
+            if body is not None:
+                raise TypeError("give MockResponse body= or json=, not both")
+            body = _json_text(json)
+            if not any(k.lower() == "content-type" for k in headers):
+                headers["Content-Type"] = "application/json"
+        if body is not None and not isinstance(body, (str, bytes, bytearray)):
+            raise TypeError(f"MockResponse body must be a str or bytes, not {type(body).__name__}")
+        self.status = status
+        self.body = body
+        self.headers = headers
+        self.url = url
+
+    def _wire(self, request_url: str) -> dict[str, Any]:
+        """The ``http.request`` response, as the host encodes it."""
+        out: dict[str, Any] = {"status": self.status, "headers": dict(self.headers), "url": self.url or request_url}
+        body = self.body if self.body is not None else ""
+        if isinstance(body, str):
+            out["body"] = body
+        else:
+            try:
+                out["body"] = bytes(body).decode("utf-8")
+            except UnicodeDecodeError:
+                out["body"] = None
+                out["body_base64"] = base64.b64encode(bytes(body)).decode("ascii")
+        return out
+
+    def __repr__(self) -> str:
+        return f"MockResponse({self.status}, body={self.body!r:.60})"
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _http_stub(value: Any, where: str) -> Any:
+    """A static http stub as a MockResponse or Refuse (callables are kept)."""
+    if isinstance(value, (MockResponse, Refuse)) or callable(value):
+        return value
+    if isinstance(value, (dict, list)):
+        return MockResponse(json=value)
+    if isinstance(value, (str, bytes, bytearray)):
+        return MockResponse(body=value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return MockResponse(status=value)
+    raise TypeError(
+        f"{where}: expected a MockResponse, Refuse, dict/list (JSON), str/bytes (body), int (status) "
+        f"or a function of the HttpCall, got {type(value).__name__}"
+    )
+
+
+def _normalize_sql(sql: str) -> str:
+    return " ".join(sql.split())
+
+
 @dataclass
 class Outcome:
     """What a mock run did: how it ended and everything it sent to the host."""
@@ -101,6 +254,12 @@ class Outcome:
     pytest's ``capsys``)."""
     calls: list[str]
     """The operations called, in order (``abi.hello`` first)."""
+    http_requests: list[HttpCall] = field(default_factory=list)
+    """Every ``http.request``, in order (refused ones too)."""
+    sql_statements: list[SqlCall] = field(default_factory=list)
+    """Every ``sql.execute`` and ``sql.query``, in order (refused ones too)."""
+    secrets_read: list[str] = field(default_factory=list)
+    """The names of the secrets asked for, in order (refused ones too)."""
 
     @property
     def succeeded(self) -> bool:
@@ -137,6 +296,28 @@ class MockHost:
     ``executor`` defaults to ``python`` for tasks and to the class's name in
     lower case for executors (it appears in config error paths such as
     ``executors.<executor>.config``).
+
+    Capabilities are granted only through their stubs; anything else is
+    refused with ork's own message (``... add it to its sandbox.secrets in
+    ork.yaml``):
+
+    ``http``
+        maps ``"URL"`` or ``"METHOD URL"`` to a stub: a :class:`MockResponse`,
+        a dict or list (a 200 JSON response), a str or bytes (a 200 response
+        with that body), an int (that status, no body), a :class:`Refuse`, or
+        a function of the :class:`HttpCall` returning one of those. A request
+        matches ``"METHOD URL"``, then ``"URL"``, then both without the query
+        string. ``http`` may also be one function for every request.
+    ``secrets``
+        maps secret names to values (or :class:`Refuse`).
+    ``sql``
+        maps connection names to a ``sqlite3.Connection`` (statements really
+        run on it), a :class:`Refuse`, a function of the :class:`SqlCall`, or a
+        dict from SQL text (whitespace is normalized) to a result. A result is
+        an int (rows affected, for ``execute``), a :class:`ork.QueryResult`, a
+        ``{"columns": [...], "rows": [[...]]}`` dict or a list of row dicts
+        (for ``query``), a :class:`Refuse`, or a function of the
+        :class:`SqlCall` returning one of those.
     """
 
     def __init__(
@@ -153,6 +334,9 @@ class MockHost:
         config: Any = None,
         params: Any = None,
         upstream: dict[str, Any] | None = None,
+        http: Mapping[str, Any] | Callable[[HttpCall], Any] | None = None,
+        secrets: Mapping[str, str | Refuse] | None = None,
+        sql: Mapping[str, Any] | None = None,
         mailbox_size: int = _abi.INITIAL_MAILBOX_SIZE,
     ) -> None:
         tmp = tempfile.gettempdir()
@@ -167,6 +351,15 @@ class MockHost:
         self.config = config
         self.params = params
         self.upstream = upstream
+        if http is None or (callable(http) and not isinstance(http, Mapping)):
+            self.http = http
+        else:
+            self.http = {str(k): _http_stub(v, f"MockHost http[{k!r}]") for k, v in http.items()}
+        for name, value in (secrets or {}).items():
+            if not isinstance(value, (str, Refuse)):
+                raise TypeError(f"MockHost secrets[{name!r}] must be a str or Refuse, not {type(value).__name__}")
+        self.secrets = dict(secrets or {})
+        self.sql = dict(sql or {})
         self.mailbox_size = mailbox_size
 
     def run_executor(self, executor: type | str) -> Outcome:
@@ -248,6 +441,9 @@ class MockHost:
             metrics=session.metrics,
             logs=session.logs,
             calls=session.calls,
+            http_requests=session.http_requests,
+            sql_statements=session.sql_statements,
+            secrets_read=session.secrets_read,
         )
 
 
@@ -265,6 +461,9 @@ class _Session:
         self.metrics: list[MetricPoint] = []
         self.logs: list[LogRecord] = []
         self.calls: list[str] = []
+        self.http_requests: list[HttpCall] = []
+        self.sql_statements: list[SqlCall] = []
+        self.secrets_read: list[str] = []
 
     # The host's half of the clock gate (abi/ABI.md), acting on the mailbox.
     def gate(self, mailbox: bytearray) -> None:
@@ -391,12 +590,211 @@ class _Session:
         self.errors.append(ErrorReport(req["message"], req.get("kind", "")))
         return None
 
+    # --- capabilities ----------------------------------------------------------
+
+    def op_http_request(self, req: Any) -> Any:
+        op = _abi.OP_HTTP_REQUEST
+        none = type(None)
+        req = self._shape(
+            op,
+            req,
+            {"method": str, "url": str},
+            {"headers": (dict, none), "body": (str, none), "body_base64": (str, none), "timeout_ms": int},
+        )
+        headers = req.get("headers") or {}
+        for k, v in headers.items():
+            if not isinstance(v, str):
+                self._trap(f"{op}: header {k!r} is not a string")
+        method, url = req["method"], req["url"]
+        body: bytes | None = None
+        refusal = None
+        if req.get("body") is not None and req.get("body_base64") is not None:
+            refusal = _Refusal("http.request: give body or body_base64, not both")
+        elif req.get("body") is not None:
+            body = req["body"].encode("utf-8")
+        elif req.get("body_base64") is not None:
+            try:
+                body = base64.b64decode(req["body_base64"], validate=True)
+            except ValueError as e:
+                refusal = _Refusal(f"http.request: body_base64 is not valid base64: {e}")
+        timeout_ms = req.get("timeout_ms") or 0
+        call = HttpCall(method, url, Headers(headers), body, timeout_ms / 1000 if timeout_ms > 0 else None)
+        self.http_requests.append(call)
+        if refusal is not None:
+            return refusal
+        stub = self._find_http_stub(method, url)
+        if stub is None:
+            return _Refusal(
+                f"executor {_q(self.info['executor'])} may not make HTTP requests (to {url}): MockHost has no "
+                f"http stub for {method} {url}; add the host to its sandbox.allowed_hosts in ork.yaml"
+            )
+        if callable(stub) and not isinstance(stub, (MockResponse, Refuse)):
+            try:
+                stub = _http_stub(stub(call), f"the MockHost http function for {method} {url}")
+            except TypeError as e:
+                self._trap(str(e))
+            if callable(stub) and not isinstance(stub, (MockResponse, Refuse)):
+                self._trap(f"the MockHost http function for {method} {url} returned a function")
+        if isinstance(stub, Refuse):
+            return _Refusal(stub.message)
+        return stub._wire(url)
+
+    def _find_http_stub(self, method: str, url: str) -> Any:
+        stubs = self.host.http
+        if stubs is None:
+            return None
+        if not isinstance(stubs, Mapping):
+            return stubs
+        base = url.split("#", 1)[0].split("?", 1)[0]
+        for key in (f"{method} {url}", url, f"{method} {base}", base):
+            if key in stubs:
+                return stubs[key]
+        return None
+
+    def op_secret_get(self, req: Any) -> Any:
+        req = self._shape(_abi.OP_SECRET_GET, req, {"name": str})
+        name = req["name"]
+        self.secrets_read.append(name)
+        value = self.host.secrets.get(name)
+        if value is None:
+            return _Refusal(
+                f"secret {_q(name)} is not granted to executor {_q(self.info['executor'])}; "
+                "add it to its sandbox.secrets in ork.yaml"
+            )
+        if isinstance(value, Refuse):
+            return _Refusal(value.message)
+        return {"value": value}
+
+    def op_sql_execute(self, req: Any) -> Any:
+        return self._sql(_abi.OP_SQL_EXECUTE, "execute", req)
+
+    def op_sql_query(self, req: Any) -> Any:
+        return self._sql(_abi.OP_SQL_QUERY, "query", req)
+
+    def _sql(self, op: str, kind: str, req: Any) -> Any:
+        req = self._shape(op, req, {"connection": str, "sql": str}, {"params": (list, type(None))})
+        if not req["connection"]:
+            self._trap(f'{op}: request must be {{"connection": str, "sql": str, "params": [...]}}: empty connection')
+        call = SqlCall(kind, req["connection"], req["sql"], list(req.get("params") or []))
+        self.sql_statements.append(call)
+        if call.connection not in self.host.sql:
+            return _Refusal(
+                f"connection {_q(call.connection)} is not granted to executor {_q(self.info['executor'])}; "
+                "add it to its sandbox.connections in ork.yaml"
+            )
+        backend = self.host.sql[call.connection]
+        where = f"the MockHost sql stub of connection {call.connection!r}"
+        if _is_sqlite(backend):
+            return _run_sqlite(backend, call)
+        if isinstance(backend, Mapping):
+            key = _normalize_sql(call.sql)
+            stubs = {_normalize_sql(k): v for k, v in backend.items()}
+            if key not in stubs:
+                return _Refusal(
+                    f"MockHost has no stub for this statement on connection {call.connection!r}: {key}"
+                    f" (stubbed: {'; '.join(stubs) or 'none'})"
+                )
+            result = stubs[key]
+            where = f"the MockHost sql stub for {key!r}"
+        else:
+            result = backend
+        if callable(result) and not isinstance(result, Refuse):
+            result = result(call)
+        return self._sql_result(kind, result, where)
+
+    def _sql_result(self, kind: str, result: Any, where: str) -> Any:
+        if isinstance(result, Refuse):
+            return _Refusal(result.message)
+        if kind == "execute":
+            if isinstance(result, int) and not isinstance(result, bool):
+                return {"rows_affected": result}
+            self._trap(f"{where} must give the rows affected (an int) for sql.execute, got {type(result).__name__}")
+        if isinstance(result, QueryResult):
+            columns, rows = result.columns, result.rows
+        elif isinstance(result, Mapping) and "columns" in result:
+            columns, rows = list(result["columns"]), [list(r) for r in result.get("rows") or []]
+        elif isinstance(result, list) and all(isinstance(r, Mapping) for r in result):
+            columns = list(dict.fromkeys(k for r in result for k in r))
+            rows = [[r.get(c) for c in columns] for r in result]
+        else:
+            self._trap(
+                f"{where} must give a QueryResult, a {{'columns', 'rows'}} dict or a list of row dicts "
+                f"for sql.query, got {type(result).__name__}"
+            )
+        return {"columns": columns, "rows": [[_sql_value(v) for v in row] for row in rows]}
+
 
 class _Refusal:
     """An operation the host refuses (status 1), e.g. an invalid metric name."""
 
     def __init__(self, message: str) -> None:
         self.message = message
+
+
+def _q(s: str) -> str:
+    """``s`` quoted as the host's messages quote names (Go's %q)."""
+    return json.dumps(s)
+
+
+def _is_sqlite(backend: Any) -> bool:
+    mod = sys.modules.get("sqlite3")
+    return mod is not None and isinstance(backend, mod.Connection)
+
+
+def _sql_value(v: Any) -> Any:
+    """A value read from a database, as the host encodes it."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        b = bytes(v)
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(b).decode("ascii")}
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    if hasattr(v, "isoformat") and type(v).__module__ == "datetime":
+        return v.isoformat()
+    return v
+
+
+def _bind(v: Any) -> Any:
+    """A parameter as the host binds it (JSON in, driver value out)."""
+    if isinstance(v, dict) and len(v) == 1 and isinstance(v.get("base64"), str):
+        return base64.b64decode(v["base64"])
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, separators=(",", ":"))
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**63:
+        return int(v)
+    return v
+
+
+def _run_sqlite(conn: Any, call: SqlCall) -> Any:
+    """Runs a statement on a real sqlite3 database, as the host would."""
+    import sqlite3
+
+    try:
+        before = conn.total_changes
+        try:
+            cur = conn.execute(call.sql, [_bind(p) for p in call.params])
+        except (sqlite3.Warning, sqlite3.ProgrammingError) as e:
+            # Several statements: the host runs them as a script, as
+            # sqlite3's executescript does.
+            if call.op != "execute" or call.params or "one statement" not in str(e):
+                raise
+            conn.executescript(call.sql)
+            return {"rows_affected": conn.total_changes - before}
+        if call.op == "execute":
+            result: Any = {"rows_affected": max(cur.rowcount, 0)}
+        else:
+            columns = [d[0] for d in cur.description or ()]
+            rows = [[_sql_value(v) for v in row] for row in cur.fetchall()]
+            result = {"columns": columns, "rows": rows}
+        if conn.in_transaction:
+            conn.commit()
+        return result
+    except (sqlite3.Error, OverflowError, ValueError) as e:
+        if conn.in_transaction:
+            conn.rollback()
+        return _Refusal(f"sqlite: {e}")
 
 
 def _as_tuple(types: Any) -> tuple[type, ...]:

@@ -23,7 +23,14 @@ def blocks():
 
 def test_the_readme_has_examples():
     files, tests = blocks()
-    assert {"executors/report.py", "ork.yaml", "tasks/clean.py", "tasks/clean.yaml", "tasks/eu_report.yaml"} <= set(files)
+    assert {
+        "executors/report.py",
+        "ork.yaml",
+        "tasks/clean.py",
+        "tasks/clean.yaml",
+        "tasks/eu_report.yaml",
+        "tasks/sync.py",
+    } <= set(files)
     assert len(tests) == 1
 
 
@@ -41,7 +48,7 @@ def test_readme_examples(project, pydantic_v1, tmp_path_factory):
     namespace = {"__name__": "readme_tests"}
     exec(compile(test_code, str(README), "exec"), namespace)
     tests = {k: v for k, v in namespace.items() if k.startswith("test_") and callable(v)}
-    assert len(tests) == 3
+    assert len(tests) == 4
     for name, func in tests.items():
         args = {}
         if "tmp_path" in inspect.signature(func).parameters:

@@ -1,9 +1,18 @@
 """The Python twin of testdata/guests/probe: a built-in python task whose
-params pick a behaviour, so the same conformance table runs on both guests."""
+params pick a behaviour, so the same conformance table runs on both guests.
+
+The capability actions (http, secret, sql_execute, sql_query) report the
+host's answer instead of failing: {"ok": true, ...} or {"ok": false,
+"error": "<the host's message>"}, with every key present (null when it does
+not apply), exactly as the Rust probe does."""
+import base64
+import json
 import os
 import socket
 import sys
 import time
+
+import ork
 
 
 def probe_trap():
@@ -80,4 +89,62 @@ def run(ctx, upstream, action, **params):
         probe_trap()
     if action == "time":
         return {"unix_ms": int(time.time() * 1000)}
+    if action == "http":
+        body = params.get("body")
+        if body is not None and not isinstance(body, str):
+            body = json.dumps(body, separators=(",", ":"))
+        timeout_ms = params.get("timeout_ms")
+        return capability(
+            lambda: ctx.http.request(
+                params.get("method") or "GET",
+                params["url"],
+                headers=params.get("headers"),
+                body=body,
+                timeout=timeout_ms / 1000 if timeout_ms else None,
+            ),
+            lambda resp: {"status": resp.status, "body": resp.text},
+            ("status", "body"),
+        )
+    if action == "secret":
+        name = params["name"]
+        result = capability(lambda: ctx.secret(name), lambda value: {"value": value}, ("value",))
+        if result["ok"]:
+            value = result["value"]
+            if params.get("print"):
+                print(f"secret {name} is {value}")
+                ctx.log.info(f"secret {name} is {value}")
+            if params.get("fail"):
+                raise RuntimeError(f"failing with secret {name} = {value}")
+        return result
+    if action == "sql_execute":
+        db = ctx.sql(params["connection"])
+        return capability(
+            lambda: db.execute(params["sql"], params.get("params")),
+            lambda n: {"rows_affected": n},
+            ("rows_affected",),
+        )
+    if action == "sql_query":
+        db = ctx.sql(params["connection"])
+        return capability(
+            lambda: db.query(params["sql"], params.get("params")),
+            lambda r: {"columns": r.columns, "rows": [[wire_value(v) for v in row] for row in r.rows]},
+            ("columns", "rows"),
+        )
     raise ValueError(f"unknown action {action!r}")
+
+
+def capability(call, fields, keys):
+    """``{"ok": True, "error": None, **fields(call())}``, or ``{"ok": False,
+    "error": <the host's message>}`` with ``keys`` set to None."""
+    try:
+        value = call()
+    except ork.HostError as e:
+        return {**{k: None for k in keys}, "ok": False, "error": e.message}
+    return {**fields(value), "ok": True, "error": None}
+
+
+def wire_value(v):
+    """A SQL value as the host sent it: bytes back to {"base64": ...}."""
+    if isinstance(v, bytes):
+        return {"base64": base64.b64encode(v).decode("ascii")}
+    return v

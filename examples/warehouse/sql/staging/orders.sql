@@ -1,5 +1,7 @@
-CREATE OR REPLACE TABLE {{ target_table }} AS
-SELECT order_id, user_id, amount, status, created_at
-FROM source.orders
-WHERE created_at > DATE_SUB(CURRENT_DATE(), INTERVAL {{ days_back }} DAY)
+DROP TABLE IF EXISTS {{ target_table }};
+CREATE TABLE {{ target_table }} AS
+SELECT CAST(order_id AS INTEGER) AS order_id, CAST(user_id AS INTEGER) AS user_id,
+       CAST(amount AS NUMERIC) AS amount, status, created_at
+FROM source_orders
+WHERE created_at > {{ date_sub(as_of, days_back) }}
   AND status IN ({% for s in statuses %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %})

@@ -1,5 +1,6 @@
-CREATE OR REPLACE TABLE {{ target_table }} AS
-SELECT *
-FROM source.users
-WHERE updated_at > DATE_SUB(CURRENT_DATE(), INTERVAL {{ days_back }} DAY)
+DROP TABLE IF EXISTS {{ target_table }};
+CREATE TABLE {{ target_table }} AS
+SELECT CAST(user_id AS INTEGER) AS user_id, name, country, updated_at
+FROM source_users
+WHERE updated_at > {{ date_sub(as_of, days_back) }}
   AND status = '{{ status }}'

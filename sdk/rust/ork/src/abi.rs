@@ -59,9 +59,20 @@ pub mod op {
     pub const OUTPUT_SET: &str = "output.set";
     /// `{"message", "kind"}` → `null`; the guest then exits non-zero.
     pub const ERROR_REPORT: &str = "error.report";
+    /// `{"method", "url", "headers", "body" | "body_base64", "timeout_ms"}` →
+    /// `{"status", "headers", "url", "body" | "body_base64"}`; only to hosts
+    /// of `sandbox.allowed_hosts`.
+    pub const HTTP_REQUEST: &str = "http.request";
+    /// `{"name"}` → `{"value"}`; only secrets of `sandbox.secrets`.
+    pub const SECRET_GET: &str = "secret.get";
+    /// `{"connection", "sql", "params"}` → `{"rows_affected"}`; only
+    /// connections of `sandbox.connections`.
+    pub const SQL_EXECUTE: &str = "sql.execute";
+    /// `{"connection", "sql", "params"}` → `{"columns", "rows"}`.
+    pub const SQL_QUERY: &str = "sql.query";
 
     /// Every operation of ABI v1.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 13] = [
         HELLO,
         TASK_INFO,
         EXECUTOR_CONFIG,
@@ -71,6 +82,10 @@ pub mod op {
         LOG,
         OUTPUT_SET,
         ERROR_REPORT,
+        HTTP_REQUEST,
+        SECRET_GET,
+        SQL_EXECUTE,
+        SQL_QUERY,
     ];
 }
 
@@ -202,6 +217,12 @@ fn error_message(op: &str, resp: &[u8]) -> String {
         },
         _ => format!("{}: failed: {}", op, String::from_utf8_lossy(resp)),
     }
+}
+
+/// Like [`invoke`], with the host's refusal as a [`crate::HostError`] of
+/// `op` inside a [`crate::Error`].
+pub(crate) fn call(op: &str, req: &Value) -> crate::Result<Value> {
+    invoke(op, req).map_err(|message| crate::Error::new(crate::HostError::new(op, message)))
 }
 
 /// Sends `abi.hello` declaring [`ABI_VERSION`] and this SDK. Must be the

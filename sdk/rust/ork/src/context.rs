@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::abi::{self, op};
-use crate::{Error, Result};
+use crate::http::Http;
+use crate::sql::SqlConnection;
+use crate::{Error, HostError, Result};
 
 /// The response of `task.info`.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,7 +33,10 @@ pub(crate) struct TaskInfo {
 /// an executor's `run`.
 ///
 /// Its facts come from the host once, at start-up; reading them costs
-/// nothing. Metrics and logs go to the host immediately.
+/// nothing. Metrics and logs go to the host immediately. [`http`](Context::http),
+/// [`secret`](Context::secret) and [`sql`](Context::sql) reach what ork.yaml
+/// grants the executor (`sandbox.allowed_hosts`, `sandbox.secrets`,
+/// `sandbox.connections`).
 ///
 /// ```no_run
 /// # fn demo(ctx: &ork::Context) -> ork::Result<()> {
@@ -42,6 +47,7 @@ pub(crate) struct TaskInfo {
 pub struct Context {
     info: TaskInfo,
     metrics: Metrics,
+    http: Http,
 }
 
 impl Context {
@@ -57,6 +63,7 @@ impl Context {
         Ok(Context {
             info,
             metrics: Metrics { _private: () },
+            http: Http { _private: () },
         })
     }
 
@@ -110,6 +117,59 @@ impl Context {
     /// The task's metrics recorder.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// HTTP requests, made by the host to the hosts ork.yaml grants the
+    /// executor (`sandbox.allowed_hosts`); see [`crate::http`].
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: &ork::Context) -> ork::Result<()> {
+    /// let resp = ctx.http().get("https://api.example.com/v1/jobs")?.error_for_status()?;
+    /// let jobs: ork::serde_json::Value = resp.json()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// The value of secret `name`, one of the executor's `sandbox.secrets`
+    /// in ork.yaml (defined under the top-level `secrets:`).
+    ///
+    /// Fails with a [`HostError`] for a secret that is not granted or cannot
+    /// be read. ork redacts secret values from the task's logs, errors and
+    /// output. For API tokens, prefer headers attached to an allowed host
+    /// (`{{ secret.NAME }}`), which never enter the sandbox.
+    pub fn secret(&self, name: &str) -> Result<String> {
+        let resp = abi::call(op::SECRET_GET, &json!({ "name": name }))?;
+        match resp {
+            Value::Object(mut m) => match m.remove("value") {
+                Some(Value::String(value)) => Ok(value),
+                _ => Err(Error::new(HostError::new(
+                    op::SECRET_GET,
+                    "unexpected response from the host: no \"value\" string",
+                ))),
+            },
+            _ => Err(Error::new(HostError::new(
+                op::SECRET_GET,
+                "unexpected response from the host: not an object",
+            ))),
+        }
+    }
+
+    /// Database connection `connection`, one of the executor's
+    /// `sandbox.connections` in ork.yaml (defined under the top-level
+    /// `connections:`); see [`crate::sql`].
+    ///
+    /// ```no_run
+    /// # use ork::serde_json::json;
+    /// # fn demo(ctx: &ork::Context) -> ork::Result<()> {
+    /// let db = ctx.sql("warehouse");
+    /// db.execute("INSERT INTO runs (id, rows) VALUES (?, ?)", &[json!(ctx.run_id()), json!(42)])?;
+    /// let total = db.query("SELECT sum(rows) FROM runs", &[])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn sql(&self, connection: &str) -> SqlConnection {
+        SqlConnection::new(connection)
     }
 
     /// Logs `message` at `level` with structured `fields` (a JSON object, or
@@ -222,9 +282,7 @@ impl Metrics {
             .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
             .collect();
         let req = json!({ "name": name, "value": value, "labels": labels });
-        abi::invoke(op::METRICS_RECORD, &req)
-            .map(drop)
-            .map_err(Error::msg)
+        abi::call(op::METRICS_RECORD, &req).map(drop)
     }
 }
 

@@ -69,7 +69,74 @@ impl Error {
     pub fn root_cause(&self) -> &(dyn StdError + 'static) {
         self.chain().last().expect("a chain has at least one error")
     }
+
+    /// The first error of type `E` in the chain (this error's own first,
+    /// then its causes), if any:
+    ///
+    /// ```
+    /// # fn demo(ctx: &ork::Context) {
+    /// match ctx.secret("API_TOKEN") {
+    ///     Ok(token) => println!("{} bytes", token.len()),
+    ///     Err(e) => match e.downcast_ref::<ork::HostError>() {
+    ///         Some(refused) => eprintln!("{} refused: {}", refused.op(), refused.message()),
+    ///         None => eprintln!("{}", e),
+    ///     },
+    /// }
+    /// # }
+    /// ```
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        self.chain().find_map(|e| e.downcast_ref::<E>())
+    }
+
+    /// Whether the chain holds an error of type `E` (see
+    /// [`downcast_ref`](Error::downcast_ref)).
+    pub fn is<E: StdError + 'static>(&self) -> bool {
+        self.downcast_ref::<E>().is_some()
+    }
 }
+
+/// The ork host refused an operation: a capability that ork.yaml does not
+/// grant (the message names the host, secret or connection and the ork.yaml
+/// key to change), a request the host could not complete (a timeout, a
+/// refused address, a body too large), an error of the database, or an
+/// invalid metric.
+///
+/// It reaches task code inside an [`Error`]; find it with
+/// [`Error::downcast_ref`]. It displays as the host's message alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError {
+    op: String,
+    message: String,
+}
+
+impl HostError {
+    /// An error of operation `op` with the host's `message`.
+    pub fn new<O: Into<String>, M: Into<String>>(op: O, message: M) -> Self {
+        HostError {
+            op: op.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The operation the host refused: `http.request`, `secret.get`,
+    /// `sql.execute`, `sql.query`, `metrics.record`, …
+    pub fn op(&self) -> &str {
+        &self.op
+    }
+
+    /// The host's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for HostError {}
 
 impl<E: StdError + Send + Sync + 'static> From<E> for Error {
     fn from(error: E) -> Self {
@@ -196,6 +263,18 @@ mod tests {
             "task load\n\nCaused by:\n    0: loading rows\n    1: gone"
         );
         assert_eq!(format!("{:?}", Error::msg("plain")), "plain");
+    }
+
+    #[test]
+    fn downcast_finds_errors_in_the_chain() {
+        let e =
+            Error::new(HostError::new("secret.get", "not granted")).context("reading the token");
+        assert_eq!(e.to_string(), "reading the token: not granted");
+        let host = e.downcast_ref::<HostError>().unwrap();
+        assert_eq!((host.op(), host.message()), ("secret.get", "not granted"));
+        assert!(e.is::<HostError>());
+        assert!(!e.is::<std::io::Error>());
+        assert!(!Error::msg("plain").is::<HostError>());
     }
 
     #[test]

@@ -67,6 +67,33 @@
 //! }
 //! ```
 //!
+//! # Capabilities: HTTP, secrets and SQL
+//!
+//! Beyond its sandbox, a task reaches only what ork.yaml grants its executor,
+//! and the host does the work: [`Context::http`] (`sandbox.allowed_hosts`),
+//! [`Context::secret`] (`sandbox.secrets`) and [`Context::sql`]
+//! (`sandbox.connections`). A refusal is an [`Error`] holding a
+//! [`HostError`] whose message names what to change in ork.yaml.
+//!
+//! ```no_run
+//! use ork::serde_json::{json, Value};
+//! use ork::{Context, HttpRequest, Result};
+//!
+//! #[ork::task]
+//! fn sync(ctx: &Context, _upstream: &Value, _params: ()) -> Result<u64> {
+//!     let jobs: Vec<Value> = ctx.http().get("https://api.example.com/v1/jobs")?.error_for_status()?.json()?;
+//!     let db = ctx.sql("warehouse");
+//!     for job in &jobs {
+//!         db.execute("INSERT INTO jobs (id, name) VALUES (?, ?)", &[job["id"].clone(), job["name"].clone()])?;
+//!     }
+//!     let key = ctx.secret("HOOK_KEY")?;
+//!     ctx.http().request(HttpRequest::post("https://hooks.example.com/notify")
+//!         .header("X-Signature", key)
+//!         .json(&json!({ "synced": jobs.len() })))?;
+//!     Ok(jobs.len() as u64)
+//! }
+//! ```
+//!
 //! # What happens when it runs
 //!
 //! The generated `main` greets ork (`abi.hello`), fetches the task's
@@ -95,17 +122,22 @@
 extern crate self as ork;
 
 mod abi;
+mod base64;
 mod context;
 mod error;
+pub mod http;
 mod runner;
+pub mod sql;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
 pub use context::{Context, Level, Metrics};
-pub use error::{Chain, Error, Result};
+pub use error::{Chain, Error, HostError, Result};
+pub use http::{Http, HttpRequest, HttpResponse};
 /// The `serde_json` this SDK uses, for naming [`serde_json::Value`] without
 /// depending on it yourself.
 pub use serde_json;
+pub use sql::{QueryResult, Row, SqlConnection};
 
 /// Makes a struct an ork custom executor and generates the program's `main`.
 ///

@@ -29,21 +29,52 @@
 //! assert_eq!(outcome.metrics()[0].name, "rows");
 //! ```
 //!
+//! Capabilities are stubbed per host: HTTP responses by URL, secrets by name,
+//! SQL results by connection and statement. Anything not stubbed is refused
+//! with ork's own message, and every request is recorded:
+//!
+//! ```
+//! use ork::serde_json::{json, Value};
+//! use ork::testing::{MockHost, MockResponse};
+//! use ork::{Context, QueryResult, Result};
+//!
+//! fn sync(ctx: &Context, _: &Value, _: ()) -> Result<u64> {
+//!     let token = ctx.secret("TOKEN")?;
+//!     let jobs: Vec<Value> = ctx.http().get(format!("https://api.example.com/jobs?t={}", token))?.json()?;
+//!     let db = ctx.sql("warehouse");
+//!     let n = db.execute("INSERT INTO jobs VALUES (?)", &[jobs[0]["id"].clone()])?;
+//!     let total = db.query("SELECT count(*) FROM jobs", &[])?;
+//!     Ok(n + total.scalar().and_then(Value::as_u64).unwrap_or(0))
+//! }
+//!
+//! let outcome = MockHost::new()
+//!     .secret("TOKEN", "t0k")
+//!     .http("GET https://api.example.com/jobs", MockResponse::json(json!([{ "id": 7 }])))
+//!     .sql_execute("warehouse", "INSERT INTO jobs VALUES (?)", 1)
+//!     .sql_query("warehouse", "SELECT count(*) FROM jobs", QueryResult::new(["count"], vec![vec![json!(3)]]))
+//!     .run_task(sync);
+//! assert_eq!(outcome.output(), Some(&json!(4)));
+//! assert_eq!(outcome.http_requests()[0].url, "https://api.example.com/jobs?t=t0k");
+//! assert_eq!(outcome.sql_statements()[0].params, [json!(7)]);
+//! ```
+//!
 //! Limits: one mock run per thread at a time (Rust's test harness runs each
 //! test on its own thread); code that calls `std::process::exit` ends the
 //! test process, as it would end the guest.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::abi::{op, ABI_VERSION, MAX_OP_BYTES, MAX_REQUEST_BYTES};
-use crate::{runner, Context, Result};
+use crate::{base64, runner, Context, QueryResult, Result};
 
 /// Most metric points one task may record.
 const MAX_METRIC_POINTS: usize = 10_000;
@@ -56,6 +87,172 @@ pub struct MockHost {
     config: Value,
     params: Value,
     upstream: Value,
+    http: BTreeMap<String, std::result::Result<MockResponse, String>>,
+    http_handler: Option<Handler<HttpCall, MockResponse>>,
+    secrets: BTreeMap<String, std::result::Result<String, String>>,
+    connections: BTreeMap<String, MockConnection>,
+}
+
+/// The stubs of one SQL connection.
+#[derive(Debug, Clone, Default)]
+struct MockConnection {
+    statements: BTreeMap<String, std::result::Result<SqlStub, String>>,
+    handler: Option<Handler<SqlCall, SqlStub>>,
+}
+
+/// A stub function: `Ok` answers, `Err` is a refusal with that message.
+struct Handler<I, O>(Arc<dyn Fn(&I) -> std::result::Result<O, String> + Send + Sync>);
+
+impl<I, O> Clone for Handler<I, O> {
+    fn clone(&self) -> Self {
+        Handler(Arc::clone(&self.0))
+    }
+}
+
+impl<I, O> fmt::Debug for Handler<I, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<function>")
+    }
+}
+
+/// A stubbed HTTP response: a status, headers and a body. The final URL the
+/// host reports is the request's unless [`with_url`](MockResponse::with_url)
+/// sets one (as after a redirect).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MockResponse {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+    url: Option<String>,
+}
+
+impl MockResponse {
+    /// A response with `status` and no body.
+    pub fn new(status: u16) -> Self {
+        MockResponse {
+            status,
+            headers: BTreeMap::new(),
+            body: Vec::new(),
+            url: None,
+        }
+    }
+
+    /// A 200 response with `value` as its JSON body and `Content-Type:
+    /// application/json`.
+    pub fn json(value: Value) -> Self {
+        MockResponse::new(200)
+            .with_header("Content-Type", "application/json")
+            .with_body(serde_json::to_vec(&value).expect("JSON encodes"))
+    }
+
+    /// A 200 response with a text body.
+    pub fn text<S: Into<String>>(body: S) -> Self {
+        MockResponse::new(200).with_body(body.into().into_bytes())
+    }
+
+    /// A 200 response with a binary body.
+    pub fn bytes<B: Into<Vec<u8>>>(body: B) -> Self {
+        MockResponse::new(200).with_body(body)
+    }
+
+    /// Sets the status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Sets a header.
+    pub fn with_header<K: Into<String>, V: Into<String>>(mut self, name: K, value: V) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets the body.
+    pub fn with_body<B: Into<Vec<u8>>>(mut self, body: B) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets the final URL the host reports.
+    pub fn with_url<U: Into<String>>(mut self, url: U) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// The `http.request` response, as the host encodes it.
+    fn wire(&self, request_url: &str) -> Value {
+        let url = self.url.as_deref().unwrap_or(request_url);
+        match std::str::from_utf8(&self.body) {
+            Ok(text) => {
+                json!({ "status": self.status, "headers": self.headers, "url": url, "body": text })
+            }
+            Err(_) => json!({
+                "status": self.status, "headers": self.headers, "url": url,
+                "body": null, "body_base64": base64::encode(&self.body),
+            }),
+        }
+    }
+}
+
+/// What a stubbed SQL statement gives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlStub {
+    /// The rows affected, for `execute`.
+    RowsAffected(u64),
+    /// The rows, for `query`.
+    Rows(QueryResult),
+}
+
+/// One `http.request` the task made, as the host received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCall {
+    /// The method, e.g. `GET`.
+    pub method: String,
+    /// The URL.
+    pub url: String,
+    /// The headers the task set.
+    pub headers: BTreeMap<String, String>,
+    /// The body, if the request had one.
+    pub body: Option<Vec<u8>>,
+    /// The timeout the task asked for, in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+impl HttpCall {
+    /// The value of header `name`, whatever its case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (`""` when there is none).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(self.body.as_deref().unwrap_or_default()).into_owned()
+    }
+
+    /// The body parsed as JSON (`Value::Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(self.body.as_deref().unwrap_or_default()).unwrap_or(Value::Null)
+    }
+}
+
+/// One `sql.execute` or `sql.query` the task made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlCall {
+    /// `execute` or `query`.
+    pub op: String,
+    /// The connection's name.
+    pub connection: String,
+    /// The statement, as sent.
+    pub sql: String,
+    /// The parameters, as sent ([`crate::sql::blob`]s as `{"base64": …}`).
+    pub params: Vec<Value>,
+}
+
+fn normalize_sql(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl Default for MockHost {
@@ -88,6 +285,10 @@ impl MockHost {
             config: Value::Null,
             params: Value::Null,
             upstream: Value::Null,
+            http: BTreeMap::new(),
+            http_handler: None,
+            secrets: BTreeMap::new(),
+            connections: BTreeMap::new(),
         }
     }
 
@@ -157,6 +358,103 @@ impl MockHost {
         self
     }
 
+    /// Answers requests matching `pattern` with `response`. The pattern is
+    /// `"URL"` or `"METHOD URL"`; a request matches `"METHOD URL"`, then
+    /// `"URL"`, then both without the query string. Requests nothing matches
+    /// go to the [`http_handler`](MockHost::http_handler), if any, or are
+    /// refused as ork refuses a host not in `sandbox.allowed_hosts`.
+    pub fn http(mut self, pattern: &str, response: MockResponse) -> Self {
+        self.http.insert(pattern.to_string(), Ok(response));
+        self
+    }
+
+    /// Refuses requests matching `pattern` (see [`http`](MockHost::http))
+    /// with `message`, as the host does for a request it cannot make.
+    pub fn http_refused(mut self, pattern: &str, message: &str) -> Self {
+        self.http
+            .insert(pattern.to_string(), Err(message.to_string()));
+        self
+    }
+
+    /// Answers the requests no [`http`](MockHost::http) stub matches with
+    /// `handler`: `Ok` is the response, `Err` a refusal with that message.
+    pub fn http_handler<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&HttpCall) -> std::result::Result<MockResponse, String> + Send + Sync + 'static,
+    {
+        self.http_handler = Some(Handler(Arc::new(handler)));
+        self
+    }
+
+    /// Grants secret `name` with `value`. Other secrets are refused as ork
+    /// refuses one not in `sandbox.secrets`.
+    pub fn secret(mut self, name: &str, value: &str) -> Self {
+        self.secrets.insert(name.to_string(), Ok(value.to_string()));
+        self
+    }
+
+    /// Grants secret `name`, whose value cannot be read: reading it fails
+    /// with `message`.
+    pub fn secret_refused(mut self, name: &str, message: &str) -> Self {
+        self.secrets
+            .insert(name.to_string(), Err(message.to_string()));
+        self
+    }
+
+    /// Grants connection `name` without stubbing any statement (every
+    /// statement is refused as unknown to the mock until stubbed). Stubbing
+    /// a statement grants its connection too; connections never granted are
+    /// refused as ork refuses one not in `sandbox.connections`.
+    pub fn connection(mut self, name: &str) -> Self {
+        self.connections.entry(name.to_string()).or_default();
+        self
+    }
+
+    /// Answers `sql.execute` of `sql` (whitespace is normalized) on
+    /// `connection` with `rows_affected`.
+    pub fn sql_execute(self, connection: &str, sql: &str, rows_affected: u64) -> Self {
+        self.sql_stub(connection, sql, Ok(SqlStub::RowsAffected(rows_affected)))
+    }
+
+    /// Answers `sql.query` of `sql` (whitespace is normalized) on
+    /// `connection` with `result`.
+    pub fn sql_query(self, connection: &str, sql: &str, result: QueryResult) -> Self {
+        self.sql_stub(connection, sql, Ok(SqlStub::Rows(result)))
+    }
+
+    /// Refuses `sql` on `connection` with `message`, as the database would
+    /// (`sqlite: no such table: t`).
+    pub fn sql_refused(self, connection: &str, sql: &str, message: &str) -> Self {
+        self.sql_stub(connection, sql, Err(message.to_string()))
+    }
+
+    /// Answers the statements on `connection` that no stub matches with
+    /// `handler`: `Ok` is the result, `Err` a refusal with that message.
+    pub fn sql_handler<F>(mut self, connection: &str, handler: F) -> Self
+    where
+        F: Fn(&SqlCall) -> std::result::Result<SqlStub, String> + Send + Sync + 'static,
+    {
+        self.connections
+            .entry(connection.to_string())
+            .or_default()
+            .handler = Some(Handler(Arc::new(handler)));
+        self
+    }
+
+    fn sql_stub(
+        mut self,
+        connection: &str,
+        sql: &str,
+        stub: std::result::Result<SqlStub, String>,
+    ) -> Self {
+        self.connections
+            .entry(connection.to_string())
+            .or_default()
+            .statements
+            .insert(normalize_sql(sql), stub);
+        self
+    }
+
     /// Runs a task function, as `#[ork::task]` would, and returns what it
     /// did.
     pub fn run_task<P, O, F>(self, task: F) -> Outcome
@@ -209,6 +507,9 @@ impl MockHost {
             metrics: state.metrics,
             logs: state.logs,
             calls: state.calls,
+            http_requests: state.http_requests,
+            sql_statements: state.sql_statements,
+            secrets_read: state.secrets_read,
         }
     }
 }
@@ -232,6 +533,9 @@ pub struct Outcome {
     metrics: Vec<MetricPoint>,
     logs: Vec<LogRecord>,
     calls: Vec<String>,
+    http_requests: Vec<HttpCall>,
+    sql_statements: Vec<SqlCall>,
+    secrets_read: Vec<String>,
 }
 
 impl Outcome {
@@ -273,6 +577,21 @@ impl Outcome {
     /// The names of the operations called, in order (`abi.hello` first).
     pub fn calls(&self) -> &[String] {
         &self.calls
+    }
+
+    /// Every `http.request`, in order (refused ones too).
+    pub fn http_requests(&self) -> &[HttpCall] {
+        &self.http_requests
+    }
+
+    /// Every `sql.execute` and `sql.query`, in order (refused ones too).
+    pub fn sql_statements(&self) -> &[SqlCall] {
+        &self.sql_statements
+    }
+
+    /// The names of the secrets asked for, in order (refused ones too).
+    pub fn secrets_read(&self) -> &[String] {
+        &self.secrets_read
     }
 }
 
@@ -322,6 +641,9 @@ struct State {
     metrics: Vec<MetricPoint>,
     logs: Vec<LogRecord>,
     calls: Vec<String>,
+    http_requests: Vec<HttpCall>,
+    sql_statements: Vec<SqlCall>,
+    secrets_read: Vec<String>,
 }
 
 /// The host's answer to one call.
@@ -343,6 +665,9 @@ impl State {
             metrics: Vec::new(),
             logs: Vec::new(),
             calls: Vec::new(),
+            http_requests: Vec::new(),
+            sql_statements: Vec::new(),
+            secrets_read: Vec::new(),
         }
     }
 
@@ -428,6 +753,9 @@ impl State {
                 }
                 _ => Reply::Trap(format!("error.report: bad request {}", req)),
             },
+            op::HTTP_REQUEST => self.http(&req),
+            op::SECRET_GET => self.secret(&req),
+            op::SQL_EXECUTE | op::SQL_QUERY => self.sql(op, &req),
             _ => unreachable!("every op of op::ALL is handled"),
         }
     }
@@ -517,6 +845,236 @@ impl State {
             fields,
         });
         Reply::Ok(Value::Null)
+    }
+}
+
+/// The shapes of capability requests, for trap messages.
+const HTTP_SHAPE: &str = r#"{"method", "url", "headers", "body" or "body_base64", "timeout_ms"}"#;
+const SQL_SHAPE: &str = r#"{"connection": str, "sql": str, "params": [...]}"#;
+
+impl State {
+    fn executor(&self) -> String {
+        serde_json::to_string(&self.host.info["executor"]).expect("JSON encodes")
+    }
+
+    fn http(&mut self, req: &Value) -> Reply {
+        let bad = || {
+            Reply::Trap(format!(
+                "http.request: request must be {}: got {}",
+                HTTP_SHAPE, req
+            ))
+        };
+        let m = match req.as_object() {
+            Some(m) => m,
+            None => return bad(),
+        };
+        if m.keys().any(|k| {
+            ![
+                "method",
+                "url",
+                "headers",
+                "body",
+                "body_base64",
+                "timeout_ms",
+            ]
+            .contains(&k.as_str())
+        }) {
+            return bad();
+        }
+        let (method, url) = match (
+            m.get("method").and_then(Value::as_str),
+            m.get("url").and_then(Value::as_str),
+        ) {
+            (Some(method), Some(url)) => (method.to_string(), url.to_string()),
+            _ => return bad(),
+        };
+        let mut headers = BTreeMap::new();
+        match m.get("headers") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(h)) => {
+                for (k, v) in h {
+                    match v.as_str() {
+                        Some(v) => headers.insert(k.clone(), v.to_string()),
+                        None => return bad(),
+                    };
+                }
+            }
+            Some(_) => return bad(),
+        }
+        let timeout_ms = match m.get("timeout_ms") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_i64() {
+                Some(ms) if ms > 0 => Some(ms as u64),
+                Some(_) => None,
+                None => return bad(),
+            },
+        };
+        let text = |key: &str| match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(()),
+        };
+        let (body, body_base64) = match (text("body"), text("body_base64")) {
+            (Ok(b), Ok(b64)) => (b, b64),
+            _ => return bad(),
+        };
+        let mut refusal = None;
+        let body = match (body, body_base64) {
+            (Some(_), Some(_)) => {
+                refusal = Some("http.request: give body or body_base64, not both".to_string());
+                None
+            }
+            (Some(text), None) => Some(text.into_bytes()),
+            (None, Some(b64)) => match base64::decode(&b64) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    refusal = Some(format!(
+                        "http.request: body_base64 is not valid base64: {}",
+                        e
+                    ));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let call = HttpCall {
+            method,
+            url,
+            headers,
+            body,
+            timeout_ms,
+        };
+        self.http_requests.push(call.clone());
+        if let Some(message) = refusal {
+            return Reply::Err(message);
+        }
+        let base = call
+            .url
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .split('?')
+            .next()
+            .unwrap_or("");
+        let keys = [
+            format!("{} {}", call.method, call.url),
+            call.url.clone(),
+            format!("{} {}", call.method, base),
+            base.to_string(),
+        ];
+        let stub = keys.iter().find_map(|k| self.host.http.get(k)).cloned();
+        let answer = match (stub, &self.host.http_handler) {
+            (Some(stub), _) => stub,
+            (None, Some(handler)) => (handler.0)(&call),
+            (None, None) => Err(format!(
+                "executor {} may not make HTTP requests (to {}): MockHost has no http stub for {} {}; add the host to its sandbox.allowed_hosts in ork.yaml",
+                self.executor(), call.url, call.method, call.url
+            )),
+        };
+        match answer {
+            Ok(resp) => Reply::Ok(resp.wire(&call.url)),
+            Err(message) => Reply::Err(message),
+        }
+    }
+
+    fn secret(&mut self, req: &Value) -> Reply {
+        let name = match req.as_object() {
+            Some(m) if m.len() == 1 => m.get("name").and_then(Value::as_str),
+            _ => None,
+        };
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => {
+                return Reply::Trap(format!(
+                    "secret.get: request must be {{\"name\": str}}: got {}",
+                    req
+                ))
+            }
+        };
+        self.secrets_read.push(name.clone());
+        match self.host.secrets.get(&name) {
+            Some(Ok(value)) => Reply::Ok(json!({ "value": value })),
+            Some(Err(message)) => Reply::Err(message.clone()),
+            None => Reply::Err(format!(
+                "secret {} is not granted to executor {}; add it to its sandbox.secrets in ork.yaml",
+                Value::String(name),
+                self.executor()
+            )),
+        }
+    }
+
+    fn sql(&mut self, op: &str, req: &Value) -> Reply {
+        let bad = || {
+            Reply::Trap(format!(
+                "{}: request must be {}: got {}",
+                op, SQL_SHAPE, req
+            ))
+        };
+        let m = match req.as_object() {
+            Some(m) => m,
+            None => return bad(),
+        };
+        if m.keys()
+            .any(|k| !["connection", "sql", "params"].contains(&k.as_str()))
+        {
+            return bad();
+        }
+        let (connection, sql) = match (
+            m.get("connection").and_then(Value::as_str),
+            m.get("sql").and_then(Value::as_str),
+        ) {
+            (Some(c), Some(s)) if !c.is_empty() => (c.to_string(), s.to_string()),
+            _ => return bad(),
+        };
+        let params = match m.get("params") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(p)) => p.clone(),
+            Some(_) => return bad(),
+        };
+        let execute = op == op::SQL_EXECUTE;
+        let call = SqlCall {
+            op: if execute { "execute" } else { "query" }.to_string(),
+            connection,
+            sql,
+            params,
+        };
+        self.sql_statements.push(call.clone());
+        let conn = match self.host.connections.get(&call.connection) {
+            Some(conn) => conn,
+            None => {
+                return Reply::Err(format!(
+                    "connection {} is not granted to executor {}; add it to its sandbox.connections in ork.yaml",
+                    Value::String(call.connection.clone()),
+                    self.executor()
+                ))
+            }
+        };
+        let key = normalize_sql(&call.sql);
+        let answer =
+            match (conn.statements.get(&key), &conn.handler) {
+                (Some(stub), _) => stub.clone(),
+                (None, Some(handler)) => (handler.0)(&call),
+                (None, None) => {
+                    let stubbed: Vec<&str> = conn.statements.keys().map(String::as_str).collect();
+                    Err(format!(
+                    "MockHost has no stub for this statement on connection {:?}: {} (stubbed: {})",
+                    call.connection,
+                    key,
+                    if stubbed.is_empty() { "none".to_string() } else { stubbed.join("; ") }
+                ))
+                }
+            };
+        match (answer, execute) {
+            (Ok(SqlStub::RowsAffected(n)), true) => Reply::Ok(json!({ "rows_affected": n })),
+            (Ok(SqlStub::Rows(r)), false) => {
+                Reply::Ok(json!({ "columns": r.columns(), "rows": r.rows() }))
+            }
+            (Ok(stub), _) => Reply::Trap(format!(
+                "the MockHost stub for {:?} on connection {:?} is {:?}, which does not answer {}",
+                key, call.connection, stub, op
+            )),
+            (Err(message), _) => Reply::Err(message),
+        }
     }
 }
 

@@ -3,12 +3,26 @@
 //! The output reports what happened; failures of the sandbox (a file that
 //! cannot be read, a connection refused) are reported in the output, not as
 //! task errors.
+//!
+//! The capability actions report the host's answer the same way, so a
+//! cross-language suite can compare them with the Python probe's:
+//!
+//! * `http` (`method`, `url`, `headers`, `body`, `timeout_ms`) →
+//!   `{ok, status, body, error}`; `body` is sent as text (a non-string value
+//!   as its JSON), the response body is reported as text;
+//! * `secret` (`name`, and `print: true` / `fail: true` to leak the value
+//!   to stdout and the log / in the task's error) → `{ok, value, error}`;
+//! * `sql_execute` (`connection`, `sql`, `params`) → `{ok, rows_affected, error}`;
+//! * `sql_query` (`connection`, `sql`, `params`) → `{ok, columns, rows, error}`.
+//!
+//! Every key is present; those that do not apply are `null`, and `error` is
+//! the host's message exactly.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ork::serde_json::{json, Map, Value};
-use ork::{Context, Level, Result};
+use ork::{Context, HostError, HttpRequest, Level, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, Serialize)]
@@ -30,6 +44,31 @@ struct Params {
     addr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sql: Option<String>,
+    /// The SQL parameters (`params.params`).
+    #[serde(rename = "params", skip_serializing_if = "Option::is_none")]
+    sql_params: Option<Vec<Value>>,
+    /// `secret`: also print the value (stdout and the task's log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    print: Option<bool>,
+    /// `secret`: then fail the task with a message holding the value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fail: Option<bool>,
     /// Anything else, echoed back by `echo`.
     #[serde(flatten)]
     rest: Map<String, Value>,
@@ -72,11 +111,105 @@ fn probe(ctx: &Context, upstream: &Value, params: Params) -> Result<Value> {
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
             Ok(json!({ "unix_ms": now.as_millis() as u64 }))
         }
+        "http" => http(ctx, params),
+        "secret" => secret(ctx, params),
+        "sql_execute" => sql(ctx, params, false),
+        "sql_query" => sql(ctx, params, true),
         other => ork::bail!(
-            "unknown action {:?}: use echo, fail, panic, alloc, spin, sleep, read_file, write_file, list_dir, env, net, exit, trap or time",
+            "unknown action {:?}: use echo, fail, panic, alloc, spin, sleep, read_file, write_file, list_dir, env, net, exit, trap, time, http, secret, sql_execute or sql_query",
             other
         ),
     }
+}
+
+/// `http`: one request through the host.
+fn http(ctx: &Context, params: Params) -> Result<Value> {
+    let url = required(params.url, "url")?;
+    let mut req = HttpRequest::new(params.method.as_deref().unwrap_or("GET"), url);
+    for (k, v) in params.headers.unwrap_or_default() {
+        req = req.header(k, v);
+    }
+    match params.body {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => req = req.body(text),
+        Some(other) => req = req.body(other.to_string()),
+    }
+    if let Some(ms) = params.timeout_ms.filter(|&ms| ms > 0) {
+        req = req.timeout(Duration::from_millis(ms));
+    }
+    Ok(capability(
+        ctx.http().request(req),
+        |resp| json!({ "status": resp.status(), "body": resp.text() }),
+        &["status", "body"],
+    ))
+}
+
+/// `secret`: one secret, printed or leaked in the task's error on request.
+fn secret(ctx: &Context, params: Params) -> Result<Value> {
+    let name = required(params.name, "name")?;
+    let result = ctx.secret(&name);
+    if let Ok(value) = &result {
+        if params.print == Some(true) {
+            println!("secret {} is {}", name, value);
+            ctx.info(format!("secret {} is {}", name, value));
+        }
+        if params.fail == Some(true) {
+            ork::bail!("failing with secret {} = {}", name, value);
+        }
+    }
+    Ok(capability(
+        result,
+        |value| json!({ "value": value }),
+        &["value"],
+    ))
+}
+
+/// `sql_execute` and `sql_query`: one statement through the host.
+fn sql(ctx: &Context, params: Params, query: bool) -> Result<Value> {
+    let db = ctx.sql(&required(params.connection, "connection")?);
+    let sql = required(params.sql, "sql")?;
+    let args = params.sql_params.unwrap_or_default();
+    Ok(if query {
+        capability(
+            db.query(&sql, &args),
+            |r| json!({ "columns": r.columns(), "rows": r.rows() }),
+            &["columns", "rows"],
+        )
+    } else {
+        capability(
+            db.execute(&sql, &args),
+            |n| json!({ "rows_affected": n }),
+            &["rows_affected"],
+        )
+    })
+}
+
+/// `{"ok": true, "error": null, ...fields}` or `{"ok": false, "error":
+/// "<the host's message>", <fields>: null}`.
+fn capability<T, F: FnOnce(T) -> Value>(result: Result<T>, fields: F, keys: &[&str]) -> Value {
+    let mut out = Map::new();
+    match result {
+        Ok(v) => {
+            if let Value::Object(m) = fields(v) {
+                out.extend(m);
+            }
+            out.insert("ok".into(), Value::Bool(true));
+            out.insert("error".into(), Value::Null);
+        }
+        Err(e) => {
+            for k in keys {
+                out.insert(k.to_string(), Value::Null);
+            }
+            // The host's message alone, as the Python probe reports it.
+            let message = match e.downcast_ref::<HostError>() {
+                Some(host) => host.message().to_string(),
+                None => e.to_string(),
+            };
+            out.insert("ok".into(), Value::Bool(false));
+            out.insert("error".into(), Value::String(message));
+        }
+    }
+    Value::Object(out)
 }
 
 fn required<T>(value: Option<T>, name: &str) -> Result<T> {
