@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/orkrun/ork/internal/atomicfile"
 	"github.com/orkrun/ork/internal/wasmstrip"
 )
 
@@ -193,7 +194,7 @@ func (b *Builder) Build(ctx context.Context, dir, display string) (*Module, erro
 	if err != nil {
 		return nil, &Error{Crate: display, Msg: "the built module " + artifact + " is not valid WebAssembly", Err: err}
 	}
-	if err := writeAtomic(cached, stripped); err != nil {
+	if err := atomicfile.Write(cached, stripped, 0o644); err != nil {
 		return nil, &Error{Crate: display, Msg: "caching the module", Err: err}
 	}
 	return &Module{Path: cached, Target: tc.target}, nil
@@ -345,24 +346,4 @@ func findArtifact(out []byte, bin string) (string, error) {
 		return "", errors.New("cargo reported no .wasm artifact for the binary " + bin)
 	}
 	return found, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

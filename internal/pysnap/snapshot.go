@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+
+	"github.com/orkrun/ork/internal/atomicfile"
 )
 
 // FormatVersion changes whenever the image, its metadata or the boot script
@@ -548,7 +550,7 @@ func (s *Snapshot) store(spec BootSpec) error {
 			return fmt.Errorf("pysnap: writing the snapshot image: %w", err)
 		}
 		b, _ := json.MarshalIndent(s.Meta, "", "  ")
-		if err := writeAtomic(metaPath, b); err != nil {
+		if err := atomicfile.Write(metaPath, b, 0o644); err != nil {
 			return err
 		}
 	}
@@ -561,23 +563,6 @@ func (s *Snapshot) store(spec BootSpec) error {
 		f.Close()
 	}
 	return nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".pysnap-*.tmp")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // load opens a cached image whose metadata matches.
