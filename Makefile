@@ -61,7 +61,7 @@ env:
 ## bench: per-task cost through the runner, beside a native process per task
 bench: $(PYTHON_WASM) build
 	cd examples/warehouse && ../../bin/ork python install -r requirements.txt
-	$(RUST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/bench/
+	$(RUST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/bench/ ./internal/pysnap/
 
 ## check: format, vet, lint and tidy; fails if anything is not clean
 check:
