@@ -41,16 +41,16 @@ test: $(PYTHON_WASM)
 	$(RUST_ENV) $(GO) test -count=1 -timeout 25m ./...
 
 ## examples: run every example project (with the installed ork when there is one)
-ORK ?= $(shell command -v ork 2>/dev/null || echo ./bin/ork)
+ORK ?= $(shell command -v ork 2>/dev/null || echo $(CURDIR)/bin/ork)
 examples:
 	@test -x "$(ORK)" || $(MAKE) build
-	@for ex in examples/*/; do \
+	@ork="$$(realpath "$(ORK)")"; for ex in examples/*/; do \
 		if [ -f "$$ex/requirements.txt" ]; then \
-			echo "== (cd $$ex && $(ORK) python install -r requirements.txt)"; \
-			(cd "$$ex" && "$(ORK)" python install -r requirements.txt) || exit 1; \
+			echo "== (cd $$ex && $$ork python install -r requirements.txt)"; \
+			(cd "$$ex" && "$$ork" python install -r requirements.txt) || exit 1; \
 		fi; \
 		for wf in $$ex/workflows/*.yaml; do \
-			echo "== $(ORK) run $$wf"; $(RUST_ENV) "$(ORK)" run "$$wf" || exit 1; \
+			echo "== $$ork run $$wf"; $(RUST_ENV) "$$ork" run "$$wf" || exit 1; \
 		done; \
 	done
 
