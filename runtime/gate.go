@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/orkrun/ork/abi"
+	"github.com/orkrun/ork/internal/pysnap"
 )
 
 // The clock gate: interpreted guests (CPython) cannot import ork:host/v1, so
@@ -53,6 +54,9 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 }
 
 func clockResGet(ctx context.Context, mod api.Module, stack []uint64) {
+	if pysnap.HandleTrigger(ctx, mod, stack) {
+		return
+	}
 	id, resPtr := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
 	mem := mod.Memory()
 	if id < gateMinID {

@@ -26,6 +26,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/orkrun/ork/abi"
+	"github.com/orkrun/ork/internal/pysnap"
 	"github.com/orkrun/ork/internal/wasmstrip"
 )
 
@@ -84,7 +85,9 @@ type Host struct {
 
 type engine struct {
 	rt      wazero.Runtime
+	pages   uint32
 	modules map[string]wazero.CompiledModule // by module digest
+	snap    *pysnap.Engine                   // lazily, for Python snapshots
 }
 
 // Option configures a Host.
@@ -230,7 +233,7 @@ func (h *Host) engine(ctx context.Context, pages uint32) (*engine, error) {
 		_ = rt.Close(ctx)
 		return nil, err
 	}
-	e := &engine{rt: rt, modules: map[string]wazero.CompiledModule{}}
+	e := &engine{rt: rt, pages: pages, modules: map[string]wazero.CompiledModule{}}
 	h.runtimes[pages] = e
 	return e, nil
 }
@@ -360,6 +363,73 @@ func (h *Host) Run(ctx context.Context, t Task) (*Result, error) {
 	}
 	_ = mod.Close(context.Background())
 	t.Session.Close()
+	if callErr != nil {
+		res.Failure = classify(ctx, t, callErr, res.MemoryBytes, uint64(pages)*pageSize, stderr.String())
+	}
+	return res, nil
+}
+
+// SnapshotEngine is the pysnap engine on the runtime for p's memory limit:
+// Python snapshots are built and started on it, so they share the host's
+// WASI (with the clock gate) and compilation cache.
+func (h *Host) SnapshotEngine(ctx context.Context, p Policy) (*pysnap.Engine, error) {
+	e, err := h.engine(ctx, p.memoryPages())
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e.snap == nil {
+		e.snap = pysnap.WrapRuntime(e.rt, e.pages)
+	}
+	return e.snap, nil
+}
+
+// RunSnapshot runs a Python task from snap: code runs in a fresh __main__
+// with argv as sys.argv, under t's policy (mounts in the snapshot's layout,
+// environment, memory, timeout) and session. The returned error is for
+// host-side problems only (the task did not run; start it cold instead);
+// everything the guest did wrong is a Failure.
+func (h *Host) RunSnapshot(ctx context.Context, snap *pysnap.Snapshot, t Task, code string, argv []string) (*Result, error) {
+	pages := t.Policy.memoryPages()
+	eng, err := h.SnapshotEngine(ctx, t.Policy)
+	if err != nil {
+		return nil, err
+	}
+	mounts := make([]pysnap.Mount, len(t.Policy.Mounts))
+	for i, m := range t.Policy.Mounts {
+		mounts[i] = pysnap.Mount{HostPath: m.HostPath, GuestPath: m.GuestPath, Writable: m.Writable}
+	}
+	stderr := &tailWriter{w: orDiscard(t.Stderr)}
+	runCtx, cancel := context.WithTimeout(ctx, t.Policy.timeout())
+	defer cancel()
+	runCtx = context.WithValue(runCtx, sessionKey{}, t.Session)
+
+	out, err := snap.Start(runCtx, pysnap.TaskSpec{
+		Engine: eng,
+		Mounts: mounts,
+		Argv:   argv,
+		Env:    t.Policy.Env,
+		Code:   code,
+		Stdout: t.Stdout,
+		Stderr: stderr,
+		Configure: func(c wazero.ModuleConfig) wazero.ModuleConfig {
+			return c.WithWalltime(walltime, sys.ClockResolution(time.Microsecond)).
+				WithNanotime(nanotime, sys.ClockResolution(1))
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.Session.Close()
+	res := &Result{Duration: out.Total, MemoryBytes: out.MemoryBytes}
+	var callErr error
+	switch {
+	case out.Err != nil:
+		callErr = out.Err
+	case out.ExitCode != 0:
+		callErr = sys.NewExitError(uint32(out.ExitCode))
+	}
 	if callErr != nil {
 		res.Failure = classify(ctx, t, callErr, res.MemoryBytes, uint64(pages)*pageSize, stderr.String())
 	}

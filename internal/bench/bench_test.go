@@ -40,6 +40,15 @@ func writeFiles(b *testing.B, dir string, files map[string]string) {
 // benchWorkflow runs one workflow per iteration and reports ms per task.
 func benchWorkflow(b *testing.B, dir, workflow string) {
 	b.Helper()
+	benchWorkflowOpts(b, dir, workflow, runner.Options{})
+}
+
+// benchWorkflowOpts is benchWorkflow with options (NoSnapshot); a warning
+// (e.g. the Python snapshot being unavailable) fails the benchmark.
+func benchWorkflowOpts(b *testing.B, dir, workflow string, opts runner.Options) {
+	b.Helper()
+	opts.Concurrency, opts.Version = 1, "bench"
+	opts.Warn = func(msg string) { b.Error(msg) }
 	testguests.UseDebianToolchain()
 	cache := testguests.CacheDir()
 	ctx := context.Background()
@@ -63,7 +72,7 @@ func benchWorkflow(b *testing.B, dir, workflow string) {
 		b.Fatal(err)
 	}
 	run := func() {
-		sum, err := r.Execute(ctx, plan, runner.Options{Concurrency: 1, Version: "bench"}, nopObserver{})
+		sum, err := r.Execute(ctx, plan, opts, nopObserver{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -87,8 +96,16 @@ func benchWorkflow(b *testing.B, dir, workflow string) {
 }
 
 // BenchmarkPythonTrivialTask: a built-in python task that reads its context,
-// records one metric and returns an output, in a fresh sandbox (cold start).
-func BenchmarkPythonTrivialTask(b *testing.B) {
+// records one metric and returns an output, in a fresh sandbox started from
+// the interpreter snapshot.
+func BenchmarkPythonTrivialTask(b *testing.B) { benchPythonTrivial(b, runner.Options{}) }
+
+// BenchmarkPythonTrivialTaskCold: the same, started cold (--no-snapshot).
+func BenchmarkPythonTrivialTaskCold(b *testing.B) {
+	benchPythonTrivial(b, runner.Options{NoSnapshot: true})
+}
+
+func benchPythonTrivial(b *testing.B, opts runner.Options) {
 	dir := b.TempDir()
 	writeFiles(b, dir, map[string]string{
 		"ork.yaml": "executors: {}\n",
@@ -96,7 +113,7 @@ func BenchmarkPythonTrivialTask(b *testing.B) {
 		"t.yaml":   "file: t.py\n",
 		"t.py":     "def run(ctx, upstream):\n    ctx.metrics.record('n', 1, labels={'task': ctx.task_name})\n    return {'ok': True, 'up': len(upstream)}\n",
 	})
-	benchWorkflow(b, dir, "wf.yaml")
+	benchWorkflowOpts(b, dir, "wf.yaml", opts)
 }
 
 // BenchmarkPythonExampleExecutor: one task of examples/warehouse (pydantic

@@ -346,3 +346,83 @@ tasks:
 	assert.Contains(t, errs["obj"], "Thing")
 	assert.Contains(t, errs["nofn"], "nothere")
 }
+
+// TestPythonSnapshotMatchesColdStart runs one Python workflow from the
+// interpreter snapshot and with --no-snapshot: the outputs must be the same,
+// and consecutive snapshot tasks must not see each other's module globals or
+// environment.
+func TestPythonSnapshotMatchesColdStart(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"ork.yaml":          "executors: {}\n",
+		"tasks/__init__.py": "",
+		"tasks/state.py": `import os, sys, json, random
+import tasks.shared as shared
+
+def mutate(ctx, upstream):
+    before = {"counter": shared.counter, "env": os.environ.get("ORK_SNAP_TEST"),
+              "json_marker": getattr(json, "marker", None), "argv_leak": "leaked" in sys.argv}
+    shared.counter += 1
+    os.environ["ORK_SNAP_TEST"] = "leaked"
+    json.marker = "leaked"
+    sys.argv.append("leaked")
+    return {"before": before}
+
+def observe(ctx, upstream):
+    return {"counter": shared.counter, "env": os.environ.get("ORK_SNAP_TEST"),
+            "json_marker": getattr(json, "marker", None), "argv_leak": "leaked" in sys.argv,
+            "task": ctx.task_name, "attempt": ctx.attempt, "upstream": upstream}
+
+def rand(ctx, upstream):
+    return {"r": random.random()}
+
+def warm(ctx, upstream):
+    return {"warm": "decimal" in sys.modules}
+`,
+		"tasks/shared.py":    "counter = 0\n",
+		"tasks/mutate.yaml":  "file: tasks/state.py\nfunction: mutate\n",
+		"tasks/observe.yaml": "file: tasks/state.py\nfunction: observe\n",
+		"tasks/rand.yaml":    "file: tasks/state.py\nfunction: rand\n",
+		"tasks/warm.yaml":    "file: tasks/state.py\nfunction: warm\n",
+		"wf.yaml": `name: snap
+tasks:
+  first: {executor: python, config_file: tasks/mutate.yaml}
+  second: {executor: python, config_file: tasks/mutate.yaml, depends_on: [first]}
+  look: {executor: python, config_file: tasks/observe.yaml, depends_on: [second]}
+  rand1: {executor: python, config_file: tasks/rand.yaml, depends_on: [look]}
+  rand2: {executor: python, config_file: tasks/rand.yaml, depends_on: [rand1]}
+  warm: {executor: python, config_file: tasks/warm.yaml, depends_on: [rand2]}
+`,
+	})
+	outputs := func(args ...string) (map[string]json.RawMessage, string) {
+		r := ork(t, dir, append([]string{"run", "wf.yaml", "--json", "-c", "1"}, args...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		s := decodeSummary(t, r)
+		out := map[string]json.RawMessage{}
+		for n, task := range s.Tasks {
+			require.Equal(t, "succeeded", task.Status, n)
+			out[n] = task.Output
+		}
+		return out, r.stderr
+	}
+	snap, stderr := outputs()
+	cold, _ := outputs("--no-snapshot")
+	snapshotOn := os.Getenv("ORK_NO_SNAPSHOT") != "1"
+	if snapshotOn {
+		assert.NotContains(t, stderr, "snapshot unavailable")
+	}
+
+	fresh := `{"before":{"counter":0,"env":null,"json_marker":null,"argv_leak":false}}`
+	for _, out := range []map[string]json.RawMessage{snap, cold} {
+		assert.JSONEq(t, fresh, string(out["first"]))
+		assert.JSONEq(t, fresh, string(out["second"]), "the second task saw the first one's state")
+		assert.JSONEq(t, `{"counter":0,"env":null,"json_marker":null,"argv_leak":false,"task":"look","attempt":1,"upstream":{"second":{"before":{"counter":0,"env":null,"json_marker":null,"argv_leak":false}}}}`, string(out["look"]))
+		assert.NotEqual(t, string(out["rand1"]), string(out["rand2"]), "two tasks drew the same random numbers")
+	}
+	for _, n := range []string{"first", "second", "look"} {
+		assert.JSONEq(t, string(cold[n]), string(snap[n]), n)
+	}
+	assert.JSONEq(t, `{"warm":false}`, string(cold["warm"]), "--no-snapshot started from a snapshot")
+	if snapshotOn {
+		assert.JSONEq(t, `{"warm":true}`, string(snap["warm"]), "the tasks did not start from the snapshot")
+	}
+}

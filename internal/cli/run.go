@@ -31,6 +31,7 @@ type RunOptions struct {
 	Params      []string // key=value
 	Resume      string   // run id
 	Force       bool
+	NoSnapshot  bool // start Python tasks cold (also ORK_NO_SNAPSHOT=1)
 }
 
 // NewCmdRun builds `ork run`. runF replaces the logic in tests.
@@ -77,6 +78,7 @@ Exit status: 0 when every task succeeded, 1 otherwise, 2 for invalid input,
 	cmd.Flags().StringVar(&opts.DB, "db", "", "run store (default: $ORK_DB, else .ork/ork.db in the project)")
 	cmd.Flags().StringArrayVarP(&opts.Params, "param", "p", nil, "workflow parameter key=value, the value typed by YAML rules (repeatable)")
 	cmd.Flags().StringVar(&opts.Resume, "resume", "", "continue this run: rerun the tasks that did not succeed")
+	cmd.Flags().BoolVar(&opts.NoSnapshot, "no-snapshot", false, "start every Python task cold instead of from an interpreter snapshot (also ORK_NO_SNAPSHOT=1)")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "with --resume: resume even though the workflow file changed")
 	return cmd
 }
@@ -165,7 +167,8 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	}
 	defer st.Close()
 	ropts := runner.Options{RunID: runner.NewRunID(), Concurrency: opts.Concurrency, Version: Version, Params: params, Store: st,
-		Warn: func(msg string) { fmt.Fprintln(opts.IO.ErrOut, "ork: warning: "+msg) }}
+		Warn:       func(msg string) { fmt.Fprintln(opts.IO.ErrOut, "ork: warning: "+msg) },
+		NoSnapshot: opts.NoSnapshot || os.Getenv("ORK_NO_SNAPSHOT") == "1"}
 	if opts.Resume != "" {
 		run, err := runner.CheckResumable(ctx, st, opts.Resume, wf, opts.Force)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -25,6 +26,7 @@ import (
 	"github.com/orkrun/ork/internal/project"
 	"github.com/orkrun/ork/internal/pyruntime"
 	"github.com/orkrun/ork/internal/pysandbox"
+	"github.com/orkrun/ork/internal/pysnap"
 	"github.com/orkrun/ork/internal/redact"
 	"github.com/orkrun/ork/internal/scheduler"
 	"github.com/orkrun/ork/internal/store"
@@ -88,6 +90,7 @@ type Options struct {
 	Resume      bool           // continue run RunID from the store: reuse what succeeded
 	Telemetry   TaskPusher     // receives each task's metrics when set
 	Warn        func(string)   // non-fatal problems (telemetry); nil ignores them
+	NoSnapshot  bool           // start every Python task cold (no interpreter snapshot)
 }
 
 // TaskPusher exports a finished attempt's metrics (OTLP).
@@ -116,6 +119,12 @@ type Runner struct {
 
 	mu      sync.Mutex
 	modules map[string]*runtime.Module // by absolute path of the crate or .wasm
+
+	snapMu    sync.Mutex
+	prepared  *pysnap.Prepared
+	snaps     map[string]*pysnap.Snapshot // by mount layout and memory limit; nil: unavailable
+	snapWarn  sync.Once
+	snapBroke bool // preparing the interpreter failed: every task starts cold
 }
 
 // New returns a Runner for proj, compiling with host, building crates with
@@ -125,8 +134,19 @@ func New(proj *project.Project, host *runtime.Host, builder *cargo.Builder, cach
 		caps: capability.NewRegistry(proj)}
 }
 
-// Close releases what the runner holds across runs (database connections).
-func (r *Runner) Close() error { return r.caps.Close() }
+// Close releases what the runner holds across runs (database connections,
+// Python snapshots).
+func (r *Runner) Close() error {
+	r.snapMu.Lock()
+	for k, s := range r.snaps {
+		if s != nil {
+			s.Close()
+		}
+		delete(r.snaps, k)
+	}
+	r.snapMu.Unlock()
+	return r.caps.Close()
+}
 
 // Plan is a workflow whose every task has a module, ready to run.
 type Plan struct {
@@ -271,6 +291,90 @@ func (r *Runner) interpreter(ctx context.Context) (*runtime.Module, error) {
 	return m, nil
 }
 
+// snapshot returns the interpreter snapshot for a Python task's policy,
+// building it at the first task of each mount layout and memory limit. It
+// returns nil, after warning once, when no snapshot can serve the task.
+func (r *Runner) snapshot(ctx context.Context, policy runtime.Policy, bootEnv []string, opts Options) *pysnap.Snapshot {
+	if opts.NoSnapshot {
+		return nil
+	}
+	mounts := make([]pysnap.Mount, len(policy.Mounts))
+	for i, m := range policy.Mounts {
+		mounts[i] = pysnap.Mount{GuestPath: m.GuestPath, Writable: m.Writable}
+		if m.GuestPath == PythonSDKDir {
+			mounts[i].HostPath = r.pySDK
+		}
+	}
+	eng, err := r.host.SnapshotEngine(ctx, policy)
+	if err != nil {
+		r.warnSnapshot(opts, err)
+		return nil
+	}
+	key := fmt.Sprintf("%s/%d", pysnap.MountHash(mounts), eng.MemoryLimitPages())
+	r.snapMu.Lock()
+	defer r.snapMu.Unlock()
+	if s, ok := r.snaps[key]; ok {
+		return s
+	}
+	if r.snaps == nil {
+		r.snaps = map[string]*pysnap.Snapshot{}
+	}
+	s, err := r.buildSnapshot(ctx, eng, mounts, bootEnv)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // cancelled: try again next run
+		}
+		r.warnSnapshot(opts, err)
+		s = nil
+	}
+	r.snaps[key] = s
+	return s
+}
+
+func (r *Runner) buildSnapshot(ctx context.Context, eng *pysnap.Engine, mounts []pysnap.Mount, bootEnv []string) (*pysnap.Snapshot, error) {
+	if r.snapBroke {
+		return nil, errors.New("the interpreter could not be prepared")
+	}
+	if r.prepared == nil {
+		bin, err := pyruntime.Wasm()
+		if err == nil {
+			r.prepared, err = pysnap.Prepare(bin)
+		}
+		if err != nil {
+			r.snapBroke = true
+			return nil, err
+		}
+	}
+	cacheDir := ""
+	if r.cacheDir != "" {
+		cacheDir = filepath.Join(r.cacheDir, "pysnap")
+	}
+	s, err := pysnap.Build(ctx, eng, r.prepared, pysnap.BootSpec{
+		Extra:    "import ork._main, ork._output",
+		Mounts:   mounts,
+		CacheKey: "ork-sdk " + pysdk.Digest(),
+		Env:      bootEnv,
+		CacheDir: cacheDir,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.Meta.Pages > eng.MemoryLimitPages() {
+		s.Close()
+		return nil, fmt.Errorf("the memory limit of %s is below the snapshot's %s",
+			runtime.FormatBytes(uint64(eng.MemoryLimitPages())*64<<10), runtime.FormatBytes(uint64(s.Meta.Pages)*64<<10))
+	}
+	return s, nil
+}
+
+func (r *Runner) warnSnapshot(opts Options, err error) {
+	r.snapWarn.Do(func() {
+		if opts.Warn != nil {
+			opts.Warn(fmt.Sprintf("Python snapshot unavailable (%v); starting Python tasks cold", err))
+		}
+	})
+}
+
 func (r *Runner) module(ctx context.Context, rel string, isCrate bool) (*runtime.Module, error) {
 	abs := filepath.Join(r.proj.Root, filepath.FromSlash(rel))
 	r.mu.Lock()
@@ -303,6 +407,8 @@ func (r *Runner) module(ctx context.Context, rel string, isCrate bool) (*runtime
 
 // PythonSDKDir is where Python sandboxes see the ork SDK.
 const PythonSDKDir = "/.ork-sdk/python"
+
+var errNotRun = errors.New("not run")
 
 // pythonBoot is the program the interpreter runs; the SDK's runner takes it
 // from there (sdk/python/ork/_main.py).
@@ -565,25 +671,42 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 		}
 	}
 	args := []string{name}
+	var pyEnv []string // the interpreter's own environment (a snapshot boots with it)
 	if pt.python != nil {
 		policy.Mounts = append(policy.Mounts, runtime.Mount{HostPath: r.pySDK, GuestPath: PythonSDKDir})
 		pyPath := []string{PythonSDKDir}
 		for _, d := range r.proj.PythonPath {
 			pyPath = append(pyPath, "/"+d)
 		}
-		policy.Env = append(policy.Env,
-			"PYTHONPATH="+strings.Join(pyPath, ":"),
+		pyEnv = []string{
+			"PYTHONPATH=" + strings.Join(pyPath, ":"),
 			"PYTHONDONTWRITEBYTECODE=1",
 			"PYTHONUNBUFFERED=1",
-		)
+		}
+		policy.Env = append(policy.Env, pyEnv...)
 		args = append([]string{"python", "-c", pythonBoot}, pt.python...)
 	}
 	stdout := &lineWriter{emit: func(s string) { tl.line("info", "stdout", s, nil) }}
 	stderr := &lineWriter{emit: func(s string) { tl.line("warn", "stderr", s, nil) }}
-	out, err := r.host.Run(ctx, runtime.Task{
+	task := runtime.Task{
 		Module: pt.module, Policy: policy, Session: sess,
 		Stdout: stdout, Stderr: stderr, Args: args,
-	})
+	}
+	var out *runtime.Result
+	err = errNotRun
+	if pt.python != nil {
+		if snap := r.snapshot(ctx, policy, pyEnv, opts); snap != nil {
+			out, err = r.host.RunSnapshot(ctx, snap, task, pythonBoot, append([]string{"-c"}, pt.python...))
+			if err != nil && ctx.Err() == nil {
+				r.warnSnapshot(opts, err)
+			}
+		}
+	}
+	if err != nil {
+		// Not a Python task, no snapshot, or the snapshot could not start
+		// it (nothing ran): start it cold.
+		out, err = r.host.Run(ctx, task)
+	}
 	stdout.Flush()
 	stderr.Flush()
 	res.Metrics = append(res.Metrics, sess.Metrics()...)
