@@ -44,6 +44,7 @@ var (
 	secretKeys     = []string{"env", "file"}
 	connectionKeys = []string{"type", "path", "dsn", "password_secret"}
 	grantKeys      = []string{"host", "headers"}
+	dsnPassword    = regexp.MustCompile(`://[^/@]*:[^/@]*@`) // user:password@ in a URL
 	secretRef      = regexp.MustCompile(`\{\{\s*secret\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
 )
 
@@ -149,7 +150,7 @@ func (p *Project) decodeConnections(d *fileDecoder, n *yaml.Node) {
 				}
 				c.Path = filepath.Clean(v)
 			case "dsn":
-				if strings.Contains(v, "password=") || regexp.MustCompile(`://[^/@]*:[^/@]*@`).MatchString(v) {
+				if strings.Contains(v, "password=") || dsnPassword.MatchString(v) {
 					d.errorf(f.Value, "the dsn of %s holds a password; move it to a secret and name it with password_secret:", what)
 					continue
 				}
@@ -193,28 +194,21 @@ func (p *Project) decodeConnections(d *fileDecoder, n *yaml.Node) {
 	}
 }
 
-func (p *Project) definedSecrets() string {
-	if len(p.Secrets) == 0 {
-		return "no secrets are defined"
-	}
-	names := make([]string, 0, len(p.Secrets))
-	for n := range p.Secrets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return "defined secrets: " + strings.Join(names, ", ")
-}
+func (p *Project) definedSecrets() string { return definedList("secrets", p.Secrets) }
 
-func (p *Project) definedConnections() string {
-	if len(p.Connections) == 0 {
-		return "no connections are defined"
+func (p *Project) definedConnections() string { return definedList("connections", p.Connections) }
+
+// definedList names what ork.yaml defines under a section, for messages.
+func definedList[T any](what string, defined map[string]T) string {
+	if len(defined) == 0 {
+		return "no " + what + " are defined"
 	}
-	names := make([]string, 0, len(p.Connections))
-	for n := range p.Connections {
+	names := make([]string, 0, len(defined))
+	for n := range defined {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return "defined connections: " + strings.Join(names, ", ")
+	return "defined " + what + ": " + strings.Join(names, ", ")
 }
 
 // decodeNames reads a list of names (sandbox.secrets, sandbox.connections)

@@ -158,9 +158,6 @@ func LoadSummary(ctx context.Context, st *store.Store, runID string, order []str
 	for _, name := range names {
 		a := latest[name]
 		t := &TaskResult{Status: a.Status, Attempts: a.Attempt, DurationMS: a.DurationMS, Output: a.Output, Error: a.Error, Reason: a.Reason, Metrics: []abi.Metric{}}
-		if t.Status == "running" {
-			t.Status = "running"
-		}
 		if len(t.Output) == 0 {
 			t.Output = json.RawMessage("null")
 		}
