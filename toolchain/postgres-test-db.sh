@@ -15,6 +15,13 @@
 # the tests make.
 set -eu
 
+# Only the DSN goes to standard output: keep the original stdout as fd 3 and
+# send everything else (apt, pg_ctlcluster's "Removed stale pid file.", ...)
+# to standard error. Commands that may leave a daemon behind (apt's postinst,
+# pg_createcluster, pg_ctlcluster) run with fd 3 closed, or the server would
+# hold the caller's $(...) open forever.
+exec 3>&1 1>&2
+
 ROLE=ork
 DB=ork_test
 PASSWORD=${ORK_TEST_POSTGRES_PASSWORD:-ork-test-secret}
@@ -27,7 +34,7 @@ cluster_port() {
   pg_lsclusters --no-header 2>/dev/null | awk '$4 == "online" { print $3; found = 1; exit } NR == 1 { first = $3 } END { if (!found && first != "") print first }'
 }
 
-dsn() { echo "postgres://$ROLE:$PASSWORD@127.0.0.1:$1/$DB?sslmode=disable"; }
+dsn() { echo "postgres://$ROLE:$PASSWORD@127.0.0.1:$1/$DB?sslmode=disable" >&3; }
 
 # Fast path: the database is up and the role can log in.
 can_login() {
@@ -47,7 +54,7 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 if ! command -v pg_lsclusters >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   say "installing postgresql from Debian's archive"
   $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 3>&-
 fi
 
 # A cluster: Debian's package makes "main" unless told not to.
@@ -55,7 +62,7 @@ if [ -z "$(pg_lsclusters --no-header 2>/dev/null)" ]; then
   # shellcheck disable=SC2012 # version numbers
   VERSION=$(ls /usr/lib/postgresql | sort -n | tail -1)
   say "creating cluster $VERSION/main"
-  $SUDO pg_createcluster "$VERSION" main >/dev/null
+  $SUDO pg_createcluster "$VERSION" main >/dev/null 3>&-
 fi
 
 # Start it when it is down (a container has no init system to do it).
@@ -65,7 +72,20 @@ set -- $LINE
 VERSION=$1 CLUSTER=$2 PORT=$3 STATUS=$4
 if [ "$STATUS" != online ]; then
   say "starting cluster $VERSION/$CLUSTER on port $PORT"
-  $SUDO pg_ctlcluster "$VERSION" "$CLUSTER" start
+  if ! $SUDO pg_ctlcluster "$VERSION" "$CLUSTER" start 3>&-; then
+    # A machine image taken while the server ran (or a kill -9) leaves lock
+    # files naming a dead postmaster; clear those and try once more.
+    for lock in /var/run/postgresql/.s.PGSQL."$PORT".lock; do
+      [ -f "$lock" ] || continue
+      pid=$($SUDO head -1 "$lock" 2>/dev/null || true)
+      if [ -n "$pid" ] && ! $SUDO kill -0 "$pid" 2>/dev/null; then
+        say "removing stale lock $lock (postmaster $pid is gone)"
+        $SUDO rm -f "$lock"
+      fi
+    done
+    sleep 1
+    $SUDO pg_ctlcluster "$VERSION" "$CLUSTER" start 3>&-
+  fi
 fi
 
 as_postgres() {
