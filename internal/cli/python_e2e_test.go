@@ -426,3 +426,51 @@ tasks:
 		assert.JSONEq(t, `{"warm":true}`, string(snap["warm"]), "the tasks did not start from the snapshot")
 	}
 }
+
+// TestPythonSnapshotImportsProjectExecutors: a custom executor's module is
+// imported when the snapshot is built (its module-level code runs then,
+// without the task's environment), and editing it builds a new snapshot.
+func TestPythonSnapshotImportsProjectExecutors(t *testing.T) {
+	if os.Getenv("ORK_NO_SNAPSHOT") == "1" {
+		t.Skip("ORK_NO_SNAPSHOT=1")
+	}
+	t.Setenv("ORK_WARM_TEST", "task-env")
+	src := func(answer string) string {
+		return `import os
+from ork import executor
+
+AT_IMPORT = os.environ.get("ORK_WARM_TEST")
+
+@executor
+class Hello:
+    def __init__(self, config: dict):
+        self.config = config
+
+    def run(self, config_file, ctx, upstream={}):
+        return {"at_import": AT_IMPORT, "in_run": os.environ.get("ORK_WARM_TEST"), "answer": ` + answer + `}
+`
+	}
+	dir := writeProject(t, map[string]string{
+		"ork.yaml":          "executors:\n  hello:\n    type: execs.hello:Hello\n    sandbox: {env: [ORK_WARM_TEST]}\n",
+		"execs/__init__.py": "",
+		"execs/hello.py":    src("1"),
+		"wf.yaml":           "name: warm\ntasks:\n  t: {executor: hello}\n",
+	})
+	output := func(args ...string) map[string]any {
+		t.Helper()
+		r := ork(t, dir, append([]string{"run", "wf.yaml", "--json"}, args...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		assert.NotContains(t, r.stderr, "snapshot unavailable")
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(decodeSummary(t, r).Tasks["t"].Output, &out))
+		return out
+	}
+	// From the snapshot, the module was imported at boot: its module-level
+	// code did not see the task's environment, run does.
+	assert.Equal(t, map[string]any{"at_import": nil, "in_run": "task-env", "answer": 1.0}, output())
+	assert.Equal(t, map[string]any{"at_import": "task-env", "in_run": "task-env", "answer": 1.0}, output("--no-snapshot"))
+
+	// An edited module is a new snapshot, not a stale one.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "execs", "hello.py"), []byte(src("2")), 0o644))
+	assert.Equal(t, 2.0, output()["answer"])
+}

@@ -301,8 +301,12 @@ func (r *Runner) snapshot(ctx context.Context, policy runtime.Policy, bootEnv []
 	mounts := make([]pysnap.Mount, len(policy.Mounts))
 	for i, m := range policy.Mounts {
 		mounts[i] = pysnap.Mount{GuestPath: m.GuestPath, Writable: m.Writable}
-		if m.GuestPath == PythonSDKDir {
+		switch m.GuestPath {
+		case PythonSDKDir:
 			mounts[i].HostPath = r.pySDK
+		case "/":
+			// The project, so the boot can import its executor modules.
+			mounts[i].HostPath = r.proj.Root
 		}
 	}
 	eng, err := r.host.SnapshotEngine(ctx, policy)
@@ -349,10 +353,14 @@ func (r *Runner) buildSnapshot(ctx context.Context, eng *pysnap.Engine, mounts [
 	if r.cacheDir != "" {
 		cacheDir = filepath.Join(r.cacheDir, "pysnap")
 	}
+	sources, err := pythonSourcesDigest(r.proj)
+	if err != nil {
+		return nil, err
+	}
 	s, err := pysnap.Build(ctx, eng, r.prepared, pysnap.BootSpec{
-		Extra:    "import ork._main, ork._output",
+		Extra:    warmImports(executorModules(r.proj)),
 		Mounts:   mounts,
-		CacheKey: "ork-sdk " + pysdk.Digest(),
+		CacheKey: "ork-sdk " + pysdk.Digest() + " project " + sources,
 		Env:      bootEnv,
 		CacheDir: cacheDir,
 	})
