@@ -29,6 +29,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,9 @@ var DefaultWarmModules = []string{
 	"logging", "math", "pathlib", "random", "re", "string", "struct",
 	"textwrap", "traceback", "typing", "uuid",
 }
+
+// DefaultKeep is how many snapshot images a cache directory keeps.
+const DefaultKeep = 8
 
 // DefaultMailboxSize is the request mailbox of a BootSpec that names none;
 // larger requests travel on stdin.
@@ -107,6 +111,9 @@ type BootSpec struct {
 	// CacheDir keeps images across processes ("" keeps them in memory and
 	// an unlinked temporary file).
 	CacheDir string
+	// Keep is how many images CacheDir keeps (DefaultKeep if 0): storing a
+	// new one removes the least recently used beyond that.
+	Keep int
 	// NoCoW forces the plain-copy restore even where copy-on-write mapping
 	// is available.
 	NoCoW bool
@@ -504,6 +511,31 @@ func removeCached(dir, key string) {
 	_ = os.Remove(img)
 }
 
+// prune removes the least recently used images of dir beyond the newest
+// keep (a load touches an image's metadata). Images in use stay mapped:
+// removing the files does not disturb running tasks.
+func prune(dir string, keep int) {
+	metas, _ := filepath.Glob(filepath.Join(dir, "python-*.json"))
+	if len(metas) <= keep {
+		return
+	}
+	type entry struct {
+		meta string
+		used time.Time
+	}
+	var es []entry
+	for _, m := range metas {
+		if fi, err := os.Stat(m); err == nil {
+			es = append(es, entry{m, fi.ModTime()})
+		}
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].used.After(es[j].used) })
+	for _, e := range es[min(keep, len(es)):] {
+		_ = os.Remove(e.meta)
+		_ = os.Remove(strings.TrimSuffix(e.meta, ".json") + ".img")
+	}
+}
+
 // store writes the image (sparse: zero runs are holes) and opens it for
 // mapping; with a cache dir it also writes the metadata, both atomically.
 func (s *Snapshot) store(spec BootSpec) error {
@@ -553,6 +585,11 @@ func (s *Snapshot) store(spec BootSpec) error {
 		if err := atomicfile.Write(metaPath, b, 0o644); err != nil {
 			return err
 		}
+		keep := spec.Keep
+		if keep <= 0 {
+			keep = DefaultKeep
+		}
+		prune(spec.CacheDir, keep)
 	}
 	ok = true
 	if cow {
@@ -583,6 +620,9 @@ func load(ctx context.Context, eng *Engine, p *Prepared, spec BootSpec, key stri
 	if err != nil {
 		return nil, err
 	}
+	// Mark it used, for prune.
+	now := time.Now()
+	_ = os.Chtimes(metaPath, now, now)
 	image, err := io.ReadAll(f)
 	if err == nil {
 		sum := sha256.Sum256(image)

@@ -579,3 +579,57 @@ ork._main.LEAK = 1
 		}
 	}
 }
+
+// TestCacheRotation: a cache directory keeps the most recently used images
+// and removes the others when a new one is stored; a task running from a
+// removed image is not disturbed.
+func TestCacheRotation(t *testing.T) {
+	f := shared(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	build := func(key string) *Snapshot {
+		t.Helper()
+		s, err := Build(ctx, f.eng, f.prepared, BootSpec{Mounts: testLayout, CacheDir: dir, WarmModules: []string{"json"}, CacheKey: key, Keep: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	cached := func() int {
+		imgs, _ := filepath.Glob(filepath.Join(dir, "python-*.img"))
+		metas, _ := filepath.Glob(filepath.Join(dir, "python-*.json"))
+		if len(imgs) != len(metas) {
+			t.Fatalf("%d images but %d metadata files", len(imgs), len(metas))
+		}
+		return len(imgs)
+	}
+	a := build("a")
+	defer a.Close()
+	time.Sleep(10 * time.Millisecond) // distinct modification times
+	b := build("b")
+	defer b.Close()
+	time.Sleep(10 * time.Millisecond)
+	a2 := build("a") // a is used again: b is now the least recently used
+	defer a2.Close()
+	if !a2.FromCache {
+		t.Fatal("a was not loaded from the cache")
+	}
+	time.Sleep(10 * time.Millisecond)
+	c := build("c")
+	defer c.Close()
+	if n := cached(); n != 2 {
+		t.Fatalf("the cache holds %d images, want 2", n)
+	}
+	img, _ := cachePaths(dir, b.Meta.Key)
+	if _, err := os.Stat(img); !os.IsNotExist(err) {
+		t.Errorf("the least recently used image (b) is still there: %v", err)
+	}
+	for _, s := range []*Snapshot{a, c} {
+		img, _ := cachePaths(dir, s.Meta.Key)
+		if _, err := os.Stat(img); err != nil {
+			t.Errorf("a recently used image was removed: %v", err)
+		}
+	}
+	// b's image is gone from the directory, but b still starts tasks.
+	mustSucceed(t, run(t, b, TaskSpec{Code: "import json; print(json.dumps(2))"}))
+}
