@@ -102,8 +102,12 @@ func TestConformanceRustAndPython(t *testing.T) {
 	probePy, err := os.ReadFile(filepath.Join(testguests.RepoRoot(), "testdata", "guests", "python", "probe.py"))
 	require.NoError(t, err)
 
-	for _, lang := range []string{"rust", "python"} {
-		t.Run(lang, func(t *testing.T) {
+	// Python runs twice: from the interpreter snapshot (the default) and
+	// cold; the limits (memory beyond the image, timeout) and every other
+	// row must hold the same either way.
+	for _, mode := range []string{"rust", "python", "python-cold"} {
+		lang, cold := strings.CutSuffix(mode, "-cold")
+		t.Run(mode, func(t *testing.T) {
 			files := map[string]string{
 				"ork.yaml": fmt.Sprintf("executors:\n  probe:\n    type: %s\n    sandbox: {memory: 64MiB, timeout: 2m}\n", lang),
 				"data.txt": "project data\n",
@@ -127,8 +131,15 @@ func TestConformanceRustAndPython(t *testing.T) {
 			dir := writeProject(t, files)
 			copyModule(t, dir, "probe", "probe.wasm")
 
-			r := ork(t, dir, "run", "wf.yaml", "--json", "--concurrency", "2")
+			args := []string{"run", "wf.yaml", "--json", "--concurrency", "2"}
+			if cold {
+				args = append(args, "--no-snapshot")
+			}
+			r := ork(t, dir, args...)
 			assert.Equal(t, 1, r.code, r.stderr)
+			if lang == "python" && !cold && os.Getenv("ORK_NO_SNAPSHOT") != "1" {
+				assert.NotContains(t, r.stderr, "snapshot unavailable", "the snapshot rows ran cold")
+			}
 			s := decodeSummary(t, r)
 			for _, c := range cases {
 				task := s.Tasks[c.task]
