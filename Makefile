@@ -58,10 +58,15 @@ examples:
 env:
 	@echo "export $(or $(RUST_ENV),CARGO='$(CARGO)')"
 
-## bench: per-task cost through the runner, beside a native process per task
+## bench: per-task cost, throughput and memory, side by side with baselines, as one table
 bench: $(PYTHON_WASM) build
 	cd examples/warehouse && ../../bin/ork python install -r requirements.txt
-	$(RUST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/bench/ ./internal/pysnap/
+	@out=$$(mktemp); { \
+	  $(RUST_ENV) $(GO) test -run '^$$' -bench 'Task|Executor|Baseline' -benchtime 20x ./internal/bench/; \
+	  $(RUST_ENV) $(GO) test -run '^$$' -bench 'Workflow|Memory' -benchtime 2x ./internal/bench/; \
+	  $(RUST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/pysnap/; \
+	} 2>&1 | tee $$out; \
+	$(GO) run ./internal/tools/benchtable < $$out; rc=$$?; rm -f $$out; exit $$rc
 
 ## check: format, vet, lint and tidy; fails if anything is not clean
 check:

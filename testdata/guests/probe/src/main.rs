@@ -78,6 +78,11 @@ struct Params {
 fn probe(ctx: &Context, upstream: &Value, params: Params) -> Result<Value> {
     match params.action.as_str() {
         "echo" => echo(ctx, upstream, &params),
+        // What a benchmark's trivial task does: read upstream, answer small.
+        "trivial" => Ok(json!({
+            "ok": true,
+            "up": upstream.as_object().map_or(0, |m| m.len()),
+        })),
         "fail" => Err(ork::Error::msg(params.message.as_deref().unwrap_or("boom"))),
         "panic" => panic!("probe panic"),
         "alloc" => alloc(required(params.mb, "mb")?, params.chunk_kb),
