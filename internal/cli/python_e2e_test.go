@@ -355,22 +355,26 @@ func TestPythonSnapshotMatchesColdStart(t *testing.T) {
 	dir := writeProject(t, map[string]string{
 		"ork.yaml":          "executors: {}\n",
 		"tasks/__init__.py": "",
-		"tasks/state.py": `import os, sys, json, random
+		"tasks/state.py": `import os, sys, json, random, time
+import ork
 import tasks.shared as shared
 
 def mutate(ctx, upstream):
     before = {"counter": shared.counter, "env": os.environ.get("ORK_SNAP_TEST"),
-              "json_marker": getattr(json, "marker", None), "argv_leak": "leaked" in sys.argv}
+              "json_marker": getattr(json, "marker", None), "argv_leak": "leaked" in sys.argv,
+              "sdk_marker": getattr(ork, "marker", None)}
     shared.counter += 1
     os.environ["ORK_SNAP_TEST"] = "leaked"
     json.marker = "leaked"
+    ork.marker = "leaked"
     sys.argv.append("leaked")
+    time.sleep(0.05)  # overlap with the other tasks when run concurrently
     return {"before": before}
 
 def observe(ctx, upstream):
     return {"counter": shared.counter, "env": os.environ.get("ORK_SNAP_TEST"),
             "json_marker": getattr(json, "marker", None), "argv_leak": "leaked" in sys.argv,
-            "task": ctx.task_name, "attempt": ctx.attempt, "upstream": upstream}
+            "sdk_marker": getattr(ork, "marker", None), "task": ctx.task_name, "attempt": ctx.attempt, "upstream": upstream}
 
 def rand(ctx, upstream):
     return {"r": random.random()}
@@ -392,6 +396,15 @@ tasks:
   rand2: {executor: python, config_file: tasks/rand.yaml, depends_on: [rand1]}
   warm: {executor: python, config_file: tasks/warm.yaml, depends_on: [rand2]}
 `,
+		"concurrent.yaml": `name: concurrent
+tasks:
+  m1: {executor: python, config_file: tasks/mutate.yaml}
+  m2: {executor: python, config_file: tasks/mutate.yaml}
+  m3: {executor: python, config_file: tasks/mutate.yaml}
+  m4: {executor: python, config_file: tasks/mutate.yaml}
+  m5: {executor: python, config_file: tasks/mutate.yaml}
+  m6: {executor: python, config_file: tasks/mutate.yaml}
+`,
 	})
 	outputs := func(args ...string) (map[string]json.RawMessage, string) {
 		r := ork(t, dir, append([]string{"run", "wf.yaml", "--json", "-c", "1"}, args...)...)
@@ -411,15 +424,21 @@ tasks:
 		assert.NotContains(t, stderr, "snapshot unavailable")
 	}
 
-	fresh := `{"before":{"counter":0,"env":null,"json_marker":null,"argv_leak":false}}`
+	fresh := `{"before":{"counter":0,"env":null,"json_marker":null,"argv_leak":false,"sdk_marker":null}}`
 	for _, out := range []map[string]json.RawMessage{snap, cold} {
 		assert.JSONEq(t, fresh, string(out["first"]))
 		assert.JSONEq(t, fresh, string(out["second"]), "the second task saw the first one's state")
-		assert.JSONEq(t, `{"counter":0,"env":null,"json_marker":null,"argv_leak":false,"task":"look","attempt":1,"upstream":{"second":{"before":{"counter":0,"env":null,"json_marker":null,"argv_leak":false}}}}`, string(out["look"]))
+		assert.JSONEq(t, `{"counter":0,"env":null,"json_marker":null,"argv_leak":false,"sdk_marker":null,"task":"look","attempt":1,"upstream":{"second":{"before":{"counter":0,"env":null,"json_marker":null,"argv_leak":false,"sdk_marker":null}}}}`, string(out["look"]))
 		assert.NotEqual(t, string(out["rand1"]), string(out["rand2"]), "two tasks drew the same random numbers")
 	}
 	for _, n := range []string{"first", "second", "look"} {
 		assert.JSONEq(t, string(cold[n]), string(snap[n]), n)
+	}
+	// Six tasks of one snapshot at once, each mutating module state.
+	r := ork(t, dir, "run", "concurrent.yaml", "--json", "-c", "6")
+	require.Equal(t, 0, r.code, r.stderr)
+	for n, task := range decodeSummary(t, r).Tasks {
+		assert.JSONEq(t, fresh, string(task.Output), "concurrent task %s saw another's state", n)
 	}
 	assert.JSONEq(t, `{"warm":false}`, string(cold["warm"]), "--no-snapshot started from a snapshot")
 	if snapshotOn {
