@@ -493,3 +493,32 @@ class Hello:
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "execs", "hello.py"), []byte(src("2")), 0o644))
 	assert.Equal(t, 2.0, output()["answer"])
 }
+
+// TestPythonProjectBytecode: ork compiles the project's modules into
+// __pycache__ (tasks see the project read-only and would compile them on
+// every task); an edited module is recompiled, not served stale, and a file
+// that does not compile does not stop the run.
+func TestPythonProjectBytecode(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"ork.yaml":         "executors: {}\n",
+		"tasks/t.py":       "from helpers import answer\n\ndef run(ctx, upstream):\n    return {'answer': answer()}\n",
+		"tasks/helpers.py": "def answer():\n    return 1\n",
+		"tasks/broken.py":  "def nope(:\n",
+		"tasks/t.yaml":     "file: tasks/t.py\n",
+		"wf.yaml":          "name: pyc\ntasks:\n  t: {executor: python, config_file: tasks/t.yaml}\n",
+	})
+	answer := func() any {
+		t.Helper()
+		r := ork(t, dir, "run", "wf.yaml", "--json")
+		require.Equal(t, 0, r.code, r.stderr)
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(decodeSummary(t, r).Tasks["t"].Output, &out))
+		return out["answer"]
+	}
+	assert.Equal(t, 1.0, answer())
+	for _, f := range []string{"t", "helpers"} {
+		assert.FileExists(t, filepath.Join(dir, "tasks", "__pycache__", f+".cpython-312.pyc"))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "helpers.py"), []byte("def answer():\n    return 22\n"), 0o644))
+	assert.Equal(t, 22.0, answer())
+}

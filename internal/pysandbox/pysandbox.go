@@ -135,3 +135,56 @@ func CompileDir(ctx context.Context, host *runtime.Host, version, dir, guestPath
 	}
 	return os.WriteFile(marker, nil, 0o644)
 }
+
+// projectCompileScript compiles the project's own modules (argv[1:] names
+// the python.path directories to leave alone: `ork python install` compiles
+// them) into __pycache__ next to them, as Python would if the project were
+// writable at run time. Timestamp-validated, like Python's own: an edited
+// file's bytecode is stale and ignored until the next compile. Files whose
+// bytecode is current are skipped, and a file that does not compile is left
+// for the task that imports it to report.
+const projectCompileScript = `import compileall, os, sys
+skip = {os.path.join("/", d) for d in sys.argv[1:]}
+for top, dirs, files in os.walk("/"):
+    dirs[:] = sorted(d for d in dirs
+        if not d.startswith(".") and d not in ("__pycache__", "node_modules", "target")
+        and os.path.join(top, d) not in skip)
+    for f in sorted(files):
+        if f.endswith(".py"):
+            compileall.compile_file(os.path.join(top, f), quiet=2)`
+
+// CompileProject compiles a project's Python modules to bytecode in the
+// sandbox, with the project mounted writable at / (only this step writes
+// to it, and only __pycache__ directories): tasks mount the project
+// read-only, so without it every task would compile its task file and the
+// project modules it imports (~37 ms for 200 lines). skip lists the
+// project-relative directories to leave out.
+func CompileProject(ctx context.Context, host *runtime.Host, version, root string, skip []string) error {
+	bin, err := pyruntime.Wasm()
+	if err != nil {
+		return err
+	}
+	m, err := host.LoadInterpreter(ctx, "python.wasm", bin)
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	sess := abi.NewSession(abi.Task{Info: abi.TaskInfo{Task: "compile", Workflow: "ork"}}, "ork/"+version, nil)
+	res, err := host.Run(ctx, runtime.Task{
+		Module:  m,
+		Session: sess,
+		Policy: runtime.Policy{
+			Timeout: 5 * time.Minute,
+			Mounts:  []runtime.Mount{{HostPath: root, GuestPath: "/", Writable: true}},
+		},
+		Stderr: &stderr,
+		Args:   append([]string{"python", "-c", projectCompileScript}, skip...),
+	})
+	if err != nil {
+		return err
+	}
+	if res.Failure != nil {
+		return fmt.Errorf("compiling the project's Python modules: %s\n%s", res.Failure.Message, tail(stderr.String()))
+	}
+	return nil
+}

@@ -1,16 +1,20 @@
 package runner
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/orkrun/ork/internal/atomicfile"
 	"github.com/orkrun/ork/internal/project"
+	"github.com/orkrun/ork/internal/pysandbox"
 )
 
 // The project's part of a Python snapshot: the modules of its executor
@@ -109,4 +113,30 @@ func pythonSourcesDigest(p *project.Project) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// compileProject compiles the project's Python modules to bytecode (see
+// pysandbox.CompileProject) when its sources changed since the last time,
+// which a stamp in the cache directory remembers. A failure only costs
+// speed: tasks compile what they import, as they would without it.
+func (r *Runner) compileProject(ctx context.Context) {
+	digest, err := pythonSourcesDigest(r.proj)
+	if err != nil {
+		return
+	}
+	r.pySource = digest
+	var stamp string
+	if r.cacheDir != "" {
+		sum := sha256.Sum256([]byte(r.proj.Root))
+		stamp = filepath.Join(r.cacheDir, "pyc-stamps", hex.EncodeToString(sum[:16]))
+		if b, err := os.ReadFile(stamp); err == nil && string(b) == digest {
+			return
+		}
+	}
+	if err := pysandbox.CompileProject(ctx, r.host, "runner", r.proj.Root, r.proj.PythonPath); err != nil || stamp == "" {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err == nil {
+		_ = atomicfile.Write(stamp, []byte(digest), 0o644)
+	}
 }

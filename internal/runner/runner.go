@@ -116,6 +116,7 @@ type Runner struct {
 	builder  *cargo.Builder
 	cacheDir string
 	pySDK    string // host directory of the Python SDK, once needed
+	pySource string // digest of the project's Python sources, once needed
 
 	mu      sync.Mutex
 	modules map[string]*runtime.Module // by absolute path of the crate or .wasm
@@ -285,6 +286,7 @@ func (r *Runner) interpreter(ctx context.Context) (*runtime.Module, error) {
 	if err := pysandbox.CompileDir(ctx, r.host, "runner", r.pySDK, PythonSDKDir); err != nil {
 		return nil, err
 	}
+	r.compileProject(ctx)
 	r.mu.Lock()
 	r.modules[pythonKey] = m
 	r.mu.Unlock()
@@ -353,9 +355,12 @@ func (r *Runner) buildSnapshot(ctx context.Context, eng *pysnap.Engine, mounts [
 	if r.cacheDir != "" {
 		cacheDir = filepath.Join(r.cacheDir, "pysnap")
 	}
-	sources, err := pythonSourcesDigest(r.proj)
-	if err != nil {
-		return nil, err
+	sources := r.pySource
+	if sources == "" {
+		var err error
+		if sources, err = pythonSourcesDigest(r.proj); err != nil {
+			return nil, err
+		}
 	}
 	s, err := pysnap.Build(ctx, eng, r.prepared, pysnap.BootSpec{
 		Extra:    warmImports(executorModules(r.proj)),
