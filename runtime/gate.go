@@ -4,14 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
-
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/orkrun/ork/abi"
-	"github.com/orkrun/ork/internal/pysnap"
 )
 
 // The clock gate: interpreted guests (CPython) cannot import ork:host/v1, so
@@ -19,6 +13,7 @@ import (
 // address as the clock id. abi/ABI.md specifies the protocol.
 
 const (
+	wasiModule      = "wasi_snapshot_preview1"
 	gateFunc        = "clock_res_get"
 	gateMinID       = 64 // ids below are clocks
 	mailboxHeader   = 16
@@ -33,52 +28,28 @@ const (
 	errnoInval   = 28
 )
 
-// instantiateWASI defines wasi_snapshot_preview1 on rt with clock_res_get
-// replaced by the gate.
-func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
-	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
-	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
-	i32 := api.ValueTypeI32
-	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(clockResGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
-		WithParameterNames("id", "result.resolution").
-		Export(gateFunc)
-	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(pollOneoff), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
-		WithParameterNames("in", "out", "nsubscriptions", "result.nevents").
-		Export("poll_oneoff")
-	if _, err := b.Instantiate(ctx); err != nil {
-		return fmt.Errorf("instantiating WASI: %w", err)
-	}
-	return nil
-}
-
-func clockResGet(ctx context.Context, mod api.Module, stack []uint64) {
-	if pysnap.HandleTrigger(ctx, mod, stack) {
-		return
-	}
-	id, resPtr := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
-	mem := mod.Memory()
+// gateClockResGet is WASI's clock_res_get(id, result_ptr) with the gate:
+// it returns the errno for the guest, or the error to trap with.
+func gateClockResGet(ctx context.Context, s *abi.Session, mem guestMemory, id, resPtr uint32) (uint32, error) {
 	if id < gateMinID {
 		if id > 3 {
-			stack[0] = errnoInval
-			return
+			return errnoInval, nil
 		}
 		if mem == nil || !mem.WriteUint64Le(resPtr, 1) {
-			stack[0] = errnoFault
-			return
+			return errnoFault, nil
 		}
-		stack[0] = errnoSuccess
-		return
+		return errnoSuccess, nil
 	}
-	s := sessionFrom(ctx, gateFunc)
+	if err := checkSession(s, gateFunc); err != nil {
+		return 0, err
+	}
 	if err := gate(ctx, s, mem, id); err != nil {
-		panic(err)
+		return 0, err
 	}
-	stack[0] = errnoSuccess
+	return errnoSuccess, nil
 }
 
-func gate(ctx context.Context, s *abi.Session, mem api.Memory, obj uint32) error {
+func gate(ctx context.Context, s *abi.Session, mem guestMemory, obj uint32) error {
 	if mem == nil {
 		return abi.Trapf(gateFunc, "the module exports no memory")
 	}

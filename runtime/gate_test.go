@@ -32,15 +32,21 @@ def fetch(mb):
     return status, n, bytes(mb[16:16 + n])
 `
 
-func runPython(t *testing.T, script string) (*runtime.Result, *abi.Session, string) {
+// python loads the interpreter on f's host, or skips the test.
+func (f *fixture) python(t testing.TB) *runtime.Module {
 	t.Helper()
-	f := setup(t)
 	bin, err := pyruntime.Wasm()
 	if err != nil {
 		t.Skip(err) // built without the interpreter: `make test` fetches it
 	}
 	m, err := f.host.LoadInterpreter(context.Background(), "python.wasm", bin)
 	require.NoError(t, err)
+	return m
+}
+
+func runPython(t *testing.T, f *fixture, script string) (*runtime.Result, *abi.Session, string) {
+	t.Helper()
+	m := f.python(t)
 	sess := abi.NewSession(abi.Task{Info: abi.TaskInfo{Task: "gate", Workflow: "wf", RunID: "r"}}, "ork/test", nil)
 	var stdout, stderr bytes.Buffer
 	res, err := f.host.Run(context.Background(), runtime.Task{
@@ -53,7 +59,11 @@ func runPython(t *testing.T, script string) (*runtime.Result, *abi.Session, stri
 }
 
 func TestGateRoundTripAndGrowth(t *testing.T) {
-	res, sess, out := runPython(t, `
+	eachEngine(t, testGateRoundTripAndGrowth)
+}
+
+func testGateRoundTripAndGrowth(t *testing.T, f *fixture) {
+	res, sess, out := runPython(t, f, `
 mb = bytearray(64)
 status, n, body = call(mb, "abi.hello", '{"abi":1,"sdk":"raw"}')
 print("hello", status, json.loads(body))
@@ -83,18 +93,24 @@ func TestGateMisuseTraps(t *testing.T) {
 		{"fetch with nothing pending", `fetch(bytearray(64))`, "no pending response"},
 		{"wrong version", `call(bytearray(256), "abi.hello", '{"abi":7}')`, "was built for ork host ABI v7, but this ork speaks v1"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			res, _, out := runPython(t, tc.script)
-			require.NotNil(t, res.Failure, out)
-			assert.Equal(t, runtime.ReasonABI, res.Failure.Reason, res.Failure.Message)
-			assert.Contains(t, res.Failure.Message, tc.want)
-		})
-	}
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				res, _, out := runPython(t, f, tc.script)
+				require.NotNil(t, res.Failure, out)
+				assert.Equal(t, runtime.ReasonABI, res.Failure.Reason, res.Failure.Message)
+				assert.Contains(t, res.Failure.Message, tc.want)
+			})
+		}
+	})
 }
 
 func TestRealClocksStillWork(t *testing.T) {
-	res, _, out := runPython(t, `
+	eachEngine(t, testRealClocksStillWork)
+}
+
+func testRealClocksStillWork(t *testing.T, f *fixture) {
+	res, _, out := runPython(t, f, `
 assert time.clock_getres(time.CLOCK_MONOTONIC) == 1e-09, time.clock_getres(time.CLOCK_MONOTONIC)
 t0 = time.monotonic(); time.sleep(0.05); assert time.monotonic() - t0 >= 0.05
 print("clocks ok")`)

@@ -4,17 +4,17 @@ import (
 	"context"
 	"encoding/binary"
 	"time"
-
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/sys"
 )
 
 // poll_oneoff for clock subscriptions, relative and absolute. wazero's own
 // rejects absolute deadlines, which is how CPython's time.sleep waits, so ork
-// replaces it. Subscriptions on file descriptors are not supported: no task
-// has anything to wait for there (stdin is empty, there are no sockets).
+// replaces it; wasmtime's would accept them but sleeps through a cancelled
+// or timed-out task, so ork replaces it there too, with this same one.
+// Subscriptions on file descriptors are not supported: no task has anything
+// to wait for there (stdin is empty, there are no sockets).
 
 const (
+	pollFunc         = "poll_oneoff"
 	subscriptionSize = 48
 	eventSize        = 32
 	eventTypeClock   = 0
@@ -25,7 +25,9 @@ const (
 )
 
 // epoch anchors the monotonic clock that guests read (see nanotime) so
-// absolute monotonic deadlines can be turned into durations.
+// absolute monotonic deadlines can be turned into durations. Both engines
+// give guests these clocks: wazero through WithWalltime/WithNanotime,
+// wasmtime through ork's clock_time_get.
 var epoch = time.Now()
 
 func walltime() (sec int64, nsec int32) {
@@ -35,23 +37,19 @@ func walltime() (sec int64, nsec int32) {
 
 func nanotime() int64 { return int64(time.Since(epoch)) }
 
-var (
-	_ sys.Walltime = walltime
-	_ sys.Nanotime = nanotime
-)
-
-func pollOneoff(ctx context.Context, mod api.Module, stack []uint64) {
-	in, out := api.DecodeU32(stack[0]), api.DecodeU32(stack[1])
-	n, neventsPtr := api.DecodeU32(stack[2]), api.DecodeU32(stack[3])
-	mem := mod.Memory()
+// pollOneoff is WASI's poll_oneoff(in, out, nsubscriptions, result.nevents):
+// it waits for the earliest clock subscription, or until ctx is done, and
+// returns the errno for the guest.
+func pollOneoff(ctx context.Context, mem guestMemory, in, out, n, neventsPtr uint32) uint32 {
 	if n == 0 {
-		stack[0] = errnoInval
-		return
+		return errnoInval
+	}
+	if mem == nil {
+		return errnoFault
 	}
 	subs, ok := mem.Read(in, n*subscriptionSize)
 	if !ok || uint64(out)+uint64(n)*eventSize > uint64(mem.Size()) {
-		stack[0] = errnoFault
-		return
+		return errnoFault
 	}
 	subs = append([]byte(nil), subs...)
 	deadlines := make([]time.Duration, n) // from now
@@ -59,8 +57,7 @@ func pollOneoff(ctx context.Context, mod api.Module, stack []uint64) {
 	for i := uint32(0); i < n; i++ {
 		s := subs[i*subscriptionSize:]
 		if s[8] != eventTypeClock {
-			stack[0] = errnoNotsup
-			return
+			return errnoNotsup
 		}
 		id := binary.LittleEndian.Uint32(s[16:])
 		timeout := binary.LittleEndian.Uint64(s[24:])
@@ -73,12 +70,10 @@ func pollOneoff(ctx context.Context, mod api.Module, stack []uint64) {
 			case clockMonotonic:
 				d = time.Duration(int64(timeout) - nanotime())
 			default:
-				stack[0] = errnoInval
-				return
+				return errnoInval
 			}
 		} else if id != clockRealtime && id != clockMonotonic {
-			stack[0] = errnoInval
-			return
+			return errnoInval
 		}
 		if d < 0 {
 			d = 0
@@ -108,8 +103,7 @@ func pollOneoff(ctx context.Context, mod api.Module, stack []uint64) {
 		events++
 	}
 	if !mem.WriteUint32Le(neventsPtr, uint32(events)) {
-		stack[0] = errnoFault
-		return
+		return errnoFault
 	}
-	stack[0] = errnoSuccess
+	return errnoSuccess
 }

@@ -32,32 +32,54 @@ func (s *logSink) Log(_ string, r abi.LogRecord) {
 }
 
 type fixture struct {
+	engine  string
 	host    *runtime.Host
 	probe   *runtime.Module
 	project string
 }
 
 var (
-	fixOnce sync.Once
-	fix     fixture
-	fixErr  error
+	fixMu    sync.Mutex
+	fixtures = map[string]*fixture{}
 )
 
+// setup is the fixture of the default engine.
 func setup(t *testing.T) *fixture {
 	t.Helper()
+	return setupEngine(t, runtime.DefaultEngine)
+}
+
+// setupEngine is a host on the named engine, with the probe loaded, shared
+// by every test of the process.
+func setupEngine(t testing.TB, engine string) *fixture {
+	t.Helper()
 	bin := testguests.Bytes(t, "probe")
-	fixOnce.Do(func() {
-		fix.host, fixErr = runtime.New(runtime.WithCacheDir(testguests.CacheDir()), runtime.WithVersion("test"))
-		if fixErr != nil {
-			return
-		}
-		fix.probe, fixErr = fix.host.LoadModule(context.Background(), "probe.wasm", bin)
-		fix.project, _ = os.MkdirTemp("", "ork-runtime-project-")
-		_ = os.WriteFile(filepath.Join(fix.project, "data.txt"), []byte("hello from the project\n"), 0o644)
-		_ = os.MkdirAll(filepath.Join(fix.project, "sub"), 0o755)
-	})
-	require.NoError(t, fixErr)
-	return &fix
+	fixMu.Lock()
+	defer fixMu.Unlock()
+	if f, ok := fixtures[engine]; ok {
+		return f
+	}
+	host, err := runtime.New(runtime.WithCacheDir(testguests.CacheDir()), runtime.WithVersion("test"), runtime.WithEngine(engine))
+	require.NoError(t, err)
+	require.Equal(t, engine, host.Engine())
+	f := &fixture{engine: engine, host: host}
+	f.probe, err = host.LoadModule(context.Background(), "probe.wasm", bin)
+	require.NoError(t, err)
+	f.project, err = os.MkdirTemp("", "ork-runtime-project-")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(f.project, "data.txt"), []byte("hello from the project\n"), 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(f.project, "sub"), 0o755))
+	fixtures[engine] = f
+	return f
+}
+
+// eachEngine runs test once per engine compiled in, as a subtest named after
+// the engine, so that the engines must behave alike.
+func eachEngine(t *testing.T, test func(t *testing.T, f *fixture)) {
+	t.Helper()
+	for _, e := range runtime.Engines() {
+		t.Run(e, func(t *testing.T) { test(t, setupEngine(t, e)) })
+	}
 }
 
 type run struct {
@@ -104,224 +126,236 @@ func (f *fixture) probeRun(t *testing.T, params map[string]any, p runtime.Policy
 }
 
 func TestProbeEchoSeesTaskAndEmitsEverything(t *testing.T) {
-	f := setup(t)
-	r := f.probeRun(t, map[string]any{"action": "echo", "x": 1}, runtime.Policy{})
-	require.Nil(t, r.res.Failure)
-	assert.Equal(t, "t1", r.output["task"])
-	assert.Equal(t, "wf", r.output["workflow"])
-	assert.Equal(t, "run-1", r.output["run_id"])
-	assert.EqualValues(t, 1, r.output["attempt"])
-	assert.Equal(t, "tasks/probe.yaml", r.output["config_file"])
-	assert.Equal(t, map[string]any{"up": map[string]any{"n": float64(1)}}, r.output["upstream"])
-	assert.Equal(t, map[string]any{"action": "echo", "x": float64(1)}, r.output["params"])
-	assert.Contains(t, r.stdout, "stdout line")
-	assert.Contains(t, r.stderr, "stderr line")
-	require.Len(t, r.sess.Metrics(), 1)
-	assert.Equal(t, abi.Metric{Name: "probe_calls", Value: 1, Labels: map[string]string{"task": "t1", "kind": "echo"}}, r.sess.Metrics()[0])
-	require.NotEmpty(t, r.logs)
-	assert.Equal(t, "info", r.logs[0].Level)
-	assert.Equal(t, "echo", r.logs[0].Message)
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		r := f.probeRun(t, map[string]any{"action": "echo", "x": 1}, runtime.Policy{})
+		require.Nil(t, r.res.Failure)
+		assert.Equal(t, "t1", r.output["task"])
+		assert.Equal(t, "wf", r.output["workflow"])
+		assert.Equal(t, "run-1", r.output["run_id"])
+		assert.EqualValues(t, 1, r.output["attempt"])
+		assert.Equal(t, "tasks/probe.yaml", r.output["config_file"])
+		assert.Equal(t, map[string]any{"up": map[string]any{"n": float64(1)}}, r.output["upstream"])
+		assert.Equal(t, map[string]any{"action": "echo", "x": float64(1)}, r.output["params"])
+		assert.Contains(t, r.stdout, "stdout line")
+		assert.Contains(t, r.stderr, "stderr line")
+		require.Len(t, r.sess.Metrics(), 1)
+		assert.Equal(t, abi.Metric{Name: "probe_calls", Value: 1, Labels: map[string]string{"task": "t1", "kind": "echo"}}, r.sess.Metrics()[0])
+		require.NotEmpty(t, r.logs)
+		assert.Equal(t, "info", r.logs[0].Level)
+		assert.Equal(t, "echo", r.logs[0].Message)
+	})
 }
 
 func TestSandboxLimitsAndFailures(t *testing.T) {
-	f := setup(t)
-	tests := []struct {
-		name     string
-		params   map[string]any
-		policy   runtime.Policy
-		reason   runtime.Reason
-		contains string
-	}{
-		{"memory limit", map[string]any{"action": "alloc", "mb": 200}, runtime.Policy{MemoryBytes: 32 << 20}, runtime.ReasonMemory, "exceeded the memory limit of 32 MiB"},
-		{"timeout", map[string]any{"action": "spin"}, runtime.Policy{Timeout: 300 * time.Millisecond}, runtime.ReasonTimeout, "timed out after 300ms"},
-		{"trap names the function", map[string]any{"action": "trap"}, runtime.Policy{}, runtime.ReasonTrap, "probe_trap"},
-		{"exit status", map[string]any{"action": "exit", "code": 3}, runtime.Policy{}, runtime.ReasonExit, "exited with status 3"},
-		{"error returned", map[string]any{"action": "fail", "message": "boom"}, runtime.Policy{}, runtime.ReasonExit, "exited with status 1"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r := f.probeRun(t, tc.params, tc.policy)
-			require.NotNil(t, r.res.Failure, "stderr: %s", r.stderr)
-			assert.Equal(t, tc.reason, r.res.Failure.Reason)
-			assert.Contains(t, r.res.Failure.Message, tc.contains)
-		})
-	}
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		tests := []struct {
+			name     string
+			params   map[string]any
+			policy   runtime.Policy
+			reason   runtime.Reason
+			contains string
+		}{
+			{"memory limit", map[string]any{"action": "alloc", "mb": 200}, runtime.Policy{MemoryBytes: 32 << 20}, runtime.ReasonMemory, "exceeded the memory limit of 32 MiB"},
+			{"timeout", map[string]any{"action": "spin"}, runtime.Policy{Timeout: 300 * time.Millisecond}, runtime.ReasonTimeout, "timed out after 300ms"},
+			{"trap names the function", map[string]any{"action": "trap"}, runtime.Policy{}, runtime.ReasonTrap, "probe_trap"},
+			{"exit status", map[string]any{"action": "exit", "code": 3}, runtime.Policy{}, runtime.ReasonExit, "exited with status 3"},
+			{"error returned", map[string]any{"action": "fail", "message": "boom"}, runtime.Policy{}, runtime.ReasonExit, "exited with status 1"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				r := f.probeRun(t, tc.params, tc.policy)
+				require.NotNil(t, r.res.Failure, "stderr: %s", r.stderr)
+				assert.Equal(t, tc.reason, r.res.Failure.Reason)
+				assert.Contains(t, r.res.Failure.Message, tc.contains)
+			})
+		}
+	})
 }
 
 func TestAllocationWithinTheLimitSucceeds(t *testing.T) {
-	f := setup(t)
-	r := f.probeRun(t, map[string]any{"action": "alloc", "mb": 16}, runtime.Policy{MemoryBytes: 64 << 20})
-	require.Nil(t, r.res.Failure, "%v", r.res.Failure)
-	assert.EqualValues(t, 16, r.output["allocated_mb"])
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		r := f.probeRun(t, map[string]any{"action": "alloc", "mb": 16}, runtime.Policy{MemoryBytes: 64 << 20})
+		require.Nil(t, r.res.Failure, "%v", r.res.Failure)
+		assert.EqualValues(t, 16, r.output["allocated_mb"])
+	})
 }
 
 func TestReportedErrorsReachTheSession(t *testing.T) {
-	f := setup(t)
-	r := f.probeRun(t, map[string]any{"action": "fail", "message": "no such table"}, runtime.Policy{})
-	require.NotNil(t, r.sess.Reported())
-	assert.Equal(t, "no such table", r.sess.Reported().Message)
-	assert.Equal(t, "run", r.sess.Reported().Kind)
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		r := f.probeRun(t, map[string]any{"action": "fail", "message": "no such table"}, runtime.Policy{})
+		require.NotNil(t, r.sess.Reported())
+		assert.Equal(t, "no such table", r.sess.Reported().Message)
+		assert.Equal(t, "run", r.sess.Reported().Kind)
 
-	r = f.probeRun(t, map[string]any{"action": "panic"}, runtime.Policy{})
-	require.NotNil(t, r.res.Failure)
-	require.NotNil(t, r.sess.Reported())
-	assert.Equal(t, "panic", r.sess.Reported().Kind)
-	assert.Contains(t, r.sess.Reported().Message, "probe panic")
+		r = f.probeRun(t, map[string]any{"action": "panic"}, runtime.Policy{})
+		require.NotNil(t, r.res.Failure)
+		require.NotNil(t, r.sess.Reported())
+		assert.Equal(t, "panic", r.sess.Reported().Kind)
+		assert.Contains(t, r.sess.Reported().Message, "probe panic")
+	})
 }
 
 func TestNothingIsAmbient(t *testing.T) {
-	f := setup(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan struct{}, 1)
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			accepted <- struct{}{}
-			c.Close()
-		}
-	}()
-	t.Setenv("ORK_TEST_SECRET", "s3cret")
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		accepted := make(chan struct{}, 1)
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				accepted <- struct{}{}
+				c.Close()
+			}
+		}()
+		t.Setenv("ORK_TEST_SECRET", "s3cret")
 
-	tests := []struct {
-		name   string
-		params map[string]any
-		ok     bool
-		check  func(t *testing.T, out map[string]any)
-	}{
-		{"reads the project by relative path", map[string]any{"action": "read_file", "path": "data.txt"}, true, func(t *testing.T, out map[string]any) {
-			assert.Equal(t, "hello from the project\n", out["content"])
-		}},
-		{"reads the project by absolute path", map[string]any{"action": "read_file", "path": "/data.txt"}, true, nil},
-		{"cannot read outside the mounts", map[string]any{"action": "read_file", "path": "/etc/passwd"}, false, nil},
-		{"cannot escape with ..", map[string]any{"action": "read_file", "path": "../../../../etc/passwd"}, false, nil},
-		{"cannot write the project", map[string]any{"action": "write_file", "path": "new.txt", "content": "x"}, false, nil},
-		{"writes scratch", map[string]any{"action": "write_file", "path": "/tmp/x.txt", "content": "x"}, true, nil},
-		{"writes output", map[string]any{"action": "write_file", "path": "/output/x.txt", "content": "x"}, true, nil},
-		{"sees only the project at /", map[string]any{"action": "list_dir", "path": "/"}, true, func(t *testing.T, out map[string]any) {
-			assert.Subset(t, out["entries"], []any{"data.txt", "sub"})
-			assert.NotContains(t, out["entries"], "etc")
-		}},
-		{"no network", map[string]any{"action": "net", "addr": ln.Addr().String()}, false, nil},
-		{"no environment", map[string]any{"action": "env"}, true, func(t *testing.T, out map[string]any) {
-			assert.Empty(t, out["vars"])
-		}},
-		{"real wall clock", map[string]any{"action": "time"}, true, func(t *testing.T, out map[string]any) {
-			ms, _ := out["unix_ms"].(float64)
-			assert.InDelta(t, float64(time.Now().UnixMilli()), ms, 60_000)
-		}},
-		{"sleeps", map[string]any{"action": "sleep", "ms": 20}, true, nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r := f.probeRun(t, tc.params, runtime.Policy{})
-			require.Nil(t, r.res.Failure, "%v %s", r.res.Failure, r.stderr)
-			if v, has := r.output["ok"]; has {
-				assert.Equal(t, tc.ok, v, "output: %v", r.output)
-			}
-			if tc.check != nil {
-				tc.check(t, r.output)
-			}
-		})
-	}
-	select {
-	case <-accepted:
-		t.Fatal("the guest reached a TCP listener on the host")
-	default:
-	}
-	_, err = os.Stat(filepath.Join(f.project, "new.txt"))
-	assert.True(t, os.IsNotExist(err), "the guest wrote into the read-only project")
+		tests := []struct {
+			name   string
+			params map[string]any
+			ok     bool
+			check  func(t *testing.T, out map[string]any)
+		}{
+			{"reads the project by relative path", map[string]any{"action": "read_file", "path": "data.txt"}, true, func(t *testing.T, out map[string]any) {
+				assert.Equal(t, "hello from the project\n", out["content"])
+			}},
+			{"reads the project by absolute path", map[string]any{"action": "read_file", "path": "/data.txt"}, true, nil},
+			{"cannot read outside the mounts", map[string]any{"action": "read_file", "path": "/etc/passwd"}, false, nil},
+			{"cannot escape with ..", map[string]any{"action": "read_file", "path": "../../../../etc/passwd"}, false, nil},
+			{"cannot write the project", map[string]any{"action": "write_file", "path": "new.txt", "content": "x"}, false, nil},
+			{"writes scratch", map[string]any{"action": "write_file", "path": "/tmp/x.txt", "content": "x"}, true, nil},
+			{"writes output", map[string]any{"action": "write_file", "path": "/output/x.txt", "content": "x"}, true, nil},
+			{"sees only the project at /", map[string]any{"action": "list_dir", "path": "/"}, true, func(t *testing.T, out map[string]any) {
+				assert.Subset(t, out["entries"], []any{"data.txt", "sub"})
+				assert.NotContains(t, out["entries"], "etc")
+			}},
+			{"no network", map[string]any{"action": "net", "addr": ln.Addr().String()}, false, nil},
+			{"no environment", map[string]any{"action": "env"}, true, func(t *testing.T, out map[string]any) {
+				assert.Empty(t, out["vars"])
+			}},
+			{"real wall clock", map[string]any{"action": "time"}, true, func(t *testing.T, out map[string]any) {
+				ms, _ := out["unix_ms"].(float64)
+				assert.InDelta(t, float64(time.Now().UnixMilli()), ms, 60_000)
+			}},
+			{"sleeps", map[string]any{"action": "sleep", "ms": 20}, true, nil},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				r := f.probeRun(t, tc.params, runtime.Policy{})
+				require.Nil(t, r.res.Failure, "%v %s", r.res.Failure, r.stderr)
+				if v, has := r.output["ok"]; has {
+					assert.Equal(t, tc.ok, v, "output: %v", r.output)
+				}
+				if tc.check != nil {
+					tc.check(t, r.output)
+				}
+			})
+		}
+		select {
+		case <-accepted:
+			t.Fatal("the guest reached a TCP listener on the host")
+		default:
+		}
+		_, err = os.Stat(filepath.Join(f.project, "new.txt"))
+		assert.True(t, os.IsNotExist(err), "the guest wrote into the read-only project")
+	})
 }
 
 func TestEnvironmentIsOnlyWhatThePolicyLists(t *testing.T) {
-	f := setup(t)
-	r := f.probeRun(t, map[string]any{"action": "env"}, runtime.Policy{Env: []string{"TZ=UTC"}})
-	require.Nil(t, r.res.Failure)
-	assert.Equal(t, map[string]any{"TZ": "UTC"}, r.output["vars"])
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		r := f.probeRun(t, map[string]any{"action": "env"}, runtime.Policy{Env: []string{"TZ=UTC"}})
+		require.Nil(t, r.res.Failure)
+		assert.Equal(t, map[string]any{"TZ": "UTC"}, r.output["vars"])
+	})
 }
 
 func TestCancellationStopsARunawayGuestPromptly(t *testing.T) {
-	f := setup(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(200*time.Millisecond, cancel)
-	r := f.run(t, ctx, f.probe, map[string]any{"action": "spin"}, runtime.Policy{})
-	require.NotNil(t, r.res.Failure)
-	assert.Equal(t, runtime.ReasonCancelled, r.res.Failure.Reason)
-	assert.Less(t, r.elapsed, 5*time.Second)
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(200*time.Millisecond, cancel)
+		r := f.run(t, ctx, f.probe, map[string]any{"action": "spin"}, runtime.Policy{})
+		require.NotNil(t, r.res.Failure)
+		assert.Equal(t, runtime.ReasonCancelled, r.res.Failure.Reason)
+		assert.Less(t, r.elapsed, 5*time.Second)
+	})
 }
 
 func TestARunawayTaskDoesNotDisturbOthers(t *testing.T) {
-	f := setup(t)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	var spin *run
-	go func() {
-		defer wg.Done()
-		spin = f.probeRun(t, map[string]any{"action": "spin"}, runtime.Policy{Timeout: time.Second})
-	}()
-	for i := 0; i < 5; i++ {
-		r := f.probeRun(t, map[string]any{"action": "echo"}, runtime.Policy{})
-		require.Nil(t, r.res.Failure)
-	}
-	wg.Wait()
-	assert.Equal(t, runtime.ReasonTimeout, spin.res.Failure.Reason)
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		var spin *run
+		go func() {
+			defer wg.Done()
+			spin = f.probeRun(t, map[string]any{"action": "spin"}, runtime.Policy{Timeout: time.Second})
+		}()
+		for i := 0; i < 5; i++ {
+			r := f.probeRun(t, map[string]any{"action": "echo"}, runtime.Policy{})
+			require.Nil(t, r.res.Failure)
+		}
+		wg.Wait()
+		assert.Equal(t, runtime.ReasonTimeout, spin.res.Failure.Reason)
+	})
 }
 
 func TestABIMisuseTraps(t *testing.T) {
-	f := setup(t)
-	m, err := f.host.LoadModule(context.Background(), "misuse.wasm", testguests.Bytes(t, "misuse"))
-	require.NoError(t, err)
-	tests := []struct {
-		misuse   string
-		contains string
-	}{
-		{"bad_pointer", "out of bounds: op_ptr=0xffffff00"},
-		{"bad_len", "request of 2147483647 bytes exceeds the 16 MiB limit"},
-		{"bad_json", "request is not valid JSON"},
-		{"oversized", "exceeds the 16 MiB limit"},
-		{"unknown_op", `"no.such.op": unknown operation`},
-		{"no_hello", `called before "abi.hello"`},
-		{"wrong_version", "was built for ork host ABI v2, but this ork speaks v1"},
-		{"response_too_small", "too small for the"},
-		{"response_none", "no pending response"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.misuse, func(t *testing.T) {
-			r := f.run(t, context.Background(), m, nil, runtime.Policy{Env: []string{"ORK_MISUSE=" + tc.misuse}})
-			require.NotNil(t, r.res.Failure, "stderr: %s", r.stderr)
-			assert.Equal(t, runtime.ReasonABI, r.res.Failure.Reason, r.res.Failure.Message)
-			assert.Contains(t, r.res.Failure.Message, tc.contains)
-		})
-	}
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		m, err := f.host.LoadModule(context.Background(), "misuse.wasm", testguests.Bytes(t, "misuse"))
+		require.NoError(t, err)
+		tests := []struct {
+			misuse   string
+			contains string
+		}{
+			{"bad_pointer", "out of bounds: op_ptr=0xffffff00"},
+			{"bad_len", "request of 2147483647 bytes exceeds the 16 MiB limit"},
+			{"bad_json", "request is not valid JSON"},
+			{"oversized", "exceeds the 16 MiB limit"},
+			{"unknown_op", `"no.such.op": unknown operation`},
+			{"no_hello", `called before "abi.hello"`},
+			{"wrong_version", "was built for ork host ABI v2, but this ork speaks v1"},
+			{"response_too_small", "too small for the"},
+			{"response_none", "no pending response"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.misuse, func(t *testing.T) {
+				r := f.run(t, context.Background(), m, nil, runtime.Policy{Env: []string{"ORK_MISUSE=" + tc.misuse}})
+				require.NotNil(t, r.res.Failure, "stderr: %s", r.stderr)
+				assert.Equal(t, runtime.ReasonABI, r.res.Failure.Reason, r.res.Failure.Message)
+				assert.Contains(t, r.res.Failure.Message, tc.contains)
+			})
+		}
+	})
 }
 
 func TestRecoverableABIErrorsReachTheGuest(t *testing.T) {
-	f := setup(t)
-	m, err := f.host.LoadModule(context.Background(), "misuse.wasm", testguests.Bytes(t, "misuse"))
-	require.NoError(t, err)
-	r := f.run(t, context.Background(), m, nil, runtime.Policy{Env: []string{"ORK_MISUSE=bad_metric"}})
-	require.Nil(t, r.res.Failure, "%v %s", r.res.Failure, r.stderr)
-	assert.Contains(t, r.output["error"], `metric name "1bad" must match`)
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		m, err := f.host.LoadModule(context.Background(), "misuse.wasm", testguests.Bytes(t, "misuse"))
+		require.NoError(t, err)
+		r := f.run(t, context.Background(), m, nil, runtime.Policy{Env: []string{"ORK_MISUSE=bad_metric"}})
+		require.Nil(t, r.res.Failure, "%v %s", r.res.Failure, r.stderr)
+		assert.Contains(t, r.output["error"], `metric name "1bad" must match`)
 
-	r = f.run(t, context.Background(), m, nil, runtime.Policy{Env: []string{"ORK_MISUSE=output_twice"}})
-	require.Nil(t, r.res.Failure, "%v %s", r.res.Failure, r.stderr)
-	var msgs []string
-	for _, l := range r.logs {
-		msgs = append(msgs, l.Message)
-	}
-	assert.Contains(t, strings.Join(msgs, "\n"), "already set")
+		r = f.run(t, context.Background(), m, nil, runtime.Policy{Env: []string{"ORK_MISUSE=output_twice"}})
+		require.Nil(t, r.res.Failure, "%v %s", r.res.Failure, r.stderr)
+		var msgs []string
+		for _, l := range r.logs {
+			msgs = append(msgs, l.Message)
+		}
+		assert.Contains(t, strings.Join(msgs, "\n"), "already set")
+	})
 }
 
 func TestModulesBuiltForAnotherABIVersionAreRefused(t *testing.T) {
-	f := setup(t)
-	_, err := f.host.LoadModule(context.Background(), "abi-v2.wasm", testguests.Bytes(t, "abi-v2"))
-	require.Error(t, err)
-	assert.Equal(t, "module abi-v2.wasm was built for ork host ABI v2, but this ork speaks v1: upgrade ork, or rebuild it with an ork SDK for ABI v1", err.Error())
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		_, err := f.host.LoadModule(context.Background(), "abi-v2.wasm", testguests.Bytes(t, "abi-v2"))
+		require.Error(t, err)
+		assert.Equal(t, "module abi-v2.wasm was built for ork host ABI v2, but this ork speaks v1: upgrade ork, or rebuild it with an ork SDK for ABI v1", err.Error())
+	})
 }
 
 func TestNotAModule(t *testing.T) {
-	f := setup(t)
-	_, err := f.host.LoadModule(context.Background(), "junk.wasm", []byte("not wasm"))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "module junk.wasm: not a WebAssembly module")
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		_, err := f.host.LoadModule(context.Background(), "junk.wasm", []byte("not wasm"))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "module junk.wasm: not a WebAssembly module")
+	})
 }

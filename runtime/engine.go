@@ -1,0 +1,25 @@
+package runtime
+
+import "context"
+
+// engine is what a Host needs from a WebAssembly engine. There are two:
+// wazeroEngine (wazero.go) and wasmtimeEngine (wasmtime.go, cgo builds only).
+//
+// Everything a guest can observe is decided here, in engine-neutral code, and
+// both engines call it: the host ABI (hostabi.go), the clock gate (gate.go),
+// poll_oneoff (poll.go), the clocks, and how a failure is classified
+// (classify, from the guestError each engine makes of its own errors). An
+// engine only wires these into its own host functions, applies the Policy
+// (mounts, environment, memory limit, timeout, cancellation) to a fresh
+// instance per task, and caches compiled modules.
+type engine interface {
+	// name is the engine's name, as WithEngine takes it.
+	name() string
+	// compile compiles m (once: the result is cached in memory, and on disk
+	// when the host has a cache directory) and lists the functions it imports.
+	compile(ctx context.Context, m *Module) ([]funcImport, error)
+	// run executes a task in a fresh instance, as Host.Run documents.
+	run(ctx context.Context, t Task) (*Result, error)
+	// close releases everything the engine created; later calls fail.
+	close(ctx context.Context) error
+}
