@@ -27,10 +27,10 @@ var (
 
 // Keys accepted in ork.yaml.
 var (
-	projectKeys  = []string{"executors", "python", "telemetry", "secrets", "connections"}
+	projectKeys  = []string{"executors", "python", "telemetry", "secrets", "connections", "engine"}
 	pythonKeys   = []string{"path"}
-	executorKeys = []string{"type", "config", "sandbox", "retries"}
-	sandboxKeys  = []string{"memory", "timeout", "mounts", "env", "max_concurrency", "allowed_hosts", "secrets", "connections"}
+	executorKeys = []string{"type", "config", "sandbox", "retries", "engine"}
+	sandboxKeys  = []string{"memory", "timeout", "mounts", "env", "max_concurrency", "allowed_hosts", "secrets", "connections", "cpu"}
 	mountKeys    = []string{"host", "guest"}
 )
 
@@ -102,9 +102,15 @@ func Load(root string) (*Project, error) {
 				p.decodeSecrets(d, f.Value)
 			case "connections":
 				p.decodeConnections(d, f.Value)
+			case "engine":
+				p.Engine, _ = d.engine(f.Value, "engine", "in ork.yaml")
 			}
 		}
 	}
+	for _, x := range p.Executors {
+		x.projectEngine = p.Engine
+	}
+	p.checkEngines(d)
 	for _, check := range d.later {
 		check()
 	}
@@ -116,7 +122,7 @@ func Load(root string) (*Project, error) {
 		kind ExecutorKind
 	}{{"rust", KindBuiltinRust}, {"python", KindBuiltinPython}} {
 		if _, ok := p.Executors[b.name]; !ok {
-			p.Executors[b.name] = &Executor{Name: b.name, Type: b.name, Kind: b.kind}
+			p.Executors[b.name] = &Executor{Name: b.name, Type: b.name, Kind: b.kind, projectEngine: p.Engine}
 			p.Order = append(p.Order, b.name)
 		}
 	}
@@ -246,6 +252,10 @@ func (p *Project) decodeExecutor(d *fileDecoder, e pair) *Executor {
 			r, good := d.decodeRetries(f.Value, describeOwner("executor", e.Name))
 			x.Retries = r
 			ok = ok && good
+		case "engine":
+			eng, good := d.engine(f.Value, "engine", fmt.Sprintf("of executor %q", e.Name))
+			x.Engine = eng
+			ok = ok && good
 		}
 	}
 	if !covered["type"] {
@@ -348,6 +358,9 @@ func (p *Project) decodeSandbox(d *fileDecoder, x *Executor, n *yaml.Node) bool 
 			v, good := d.integer(f.Value, "sandbox max_concurrency", fmt.Sprintf("for executor %q", x.Name), 1, 1<<20)
 			x.Sandbox.MaxConcurrency = v
 			ok = ok && good
+		case "cpu":
+			x.Sandbox.cpuNode = f.Value
+			ok = d.cpu(&x.Sandbox.CPU, f.Value, fmt.Sprintf("for executor %q", x.Name)) && ok
 		}
 	}
 	return ok

@@ -624,3 +624,58 @@ func TestCapabilitiesErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestEngines(t *testing.T) {
+	root := writeFiles(t, map[string]string{
+		"ork.yaml": `engine: wazero
+executors:
+  fast:
+    type: rust
+    engine: wasmtime
+  metered:
+    type: rust
+    engine: wasmtime
+    sandbox: {cpu: 20G}
+  plain:
+    type: python
+`,
+	})
+	p := mustLoad(t, root)
+	check := func(what, got, want string) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: got %q, want %q", what, got, want)
+		}
+	}
+	check("project engine", p.Engine, "wazero")
+	check("executor engine", p.Executors["fast"].EngineFor(""), "wasmtime")
+	check("project default", p.Executors["plain"].EngineFor(""), "wazero")
+	check("built-in follows the project", p.Executors["rust"].EngineFor(""), "wazero")
+	check("--engine overrides ork.yaml", p.Executors["plain"].EngineFor("wasmtime"), "wasmtime")
+	if got := p.Executors["metered"].Sandbox.CPU; got != 20e9 {
+		t.Errorf("cpu: got %d", got)
+	}
+
+	// Without any engine: setting, a CPU limit picks wasmtime and the rest
+	// is left to ork's default.
+	root = writeFiles(t, map[string]string{
+		"ork.yaml": "executors:\n  metered:\n    type: rust\n    sandbox: {cpu: 1500000}\n  plain:\n    type: rust\n",
+	})
+	p = mustLoad(t, root)
+	check("cpu limit", p.Executors["metered"].EngineFor(""), "wasmtime")
+	check("ork's default", p.Executors["plain"].EngineFor(""), "")
+}
+
+func TestParseFuel(t *testing.T) {
+	for in, want := range map[string]uint64{"1": 1, "20G": 20e9, "5k": 5000, "3M": 3e6, "2T": 2e12} {
+		got, err := ParseFuel(in)
+		if err != nil || got != want {
+			t.Errorf("ParseFuel(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1", "1.5G", "G", "9999999999T"} {
+		if _, err := ParseFuel(bad); err == nil {
+			t.Errorf("ParseFuel(%q) accepted", bad)
+		}
+	}
+}

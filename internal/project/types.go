@@ -3,7 +3,11 @@
 // names the file, the line and column, and says what to change.
 package project
 
-import "time"
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
 
 // ConfigFileName is the name of the file that marks a project root.
 const ConfigFileName = "ork.yaml"
@@ -19,7 +23,10 @@ type Project struct {
 	// PythonPath lists project-relative directories added to sys.path in
 	// every Python sandbox (ork.yaml `python: {path: [...]}`).
 	PythonPath []string
-	Order      []string // executor names: those of ork.yaml in file order, then the built-ins it does not redefine
+	// Engine is ork.yaml's top-level engine: (wazero or wasmtime); "" leaves
+	// the choice to ork.
+	Engine string
+	Order  []string // executor names: those of ork.yaml in file order, then the built-ins it does not redefine
 }
 
 // ExecutorKind says how an executor's type was written.
@@ -41,7 +48,11 @@ type Executor struct {
 	Path    string       // project-relative path for KindModule and KindCrate
 	Config  any          // the config: block decoded to JSON-compatible values (map[string]any, []any, string, float64/int64, bool, nil)
 	Sandbox Sandbox
-	Retries *Retries // nil: no retries unless the task has a policy
+	// Engine is the executor's engine: (wazero or wasmtime), "" when not
+	// set; see EngineFor.
+	Engine        string
+	projectEngine string
+	Retries       *Retries // nil: no retries unless the task has a policy
 	Pos     Pos      // where the executor is defined
 }
 
@@ -57,6 +68,10 @@ type Sandbox struct {
 	AllowedHosts   []HostGrant // sandbox.allowed_hosts: outbound HTTP(S) the host makes for the task
 	Secrets        []string    // sandbox.secrets: secrets the task may read
 	Connections    []string    // sandbox.connections: database connections the task may use
+	// CPU is sandbox.cpu: the fuel a task may burn (about one unit per
+	// WebAssembly instruction), enforced on the wasmtime engine; 0 = none.
+	CPU     uint64
+	cpuNode *yaml.Node
 }
 
 // Mount is an extra read-only directory made visible in the sandbox.
