@@ -179,10 +179,10 @@ func (s *Store) StartAttempt(ctx context.Context, a Attempt) error {
 		return fmt.Errorf("recording %s: needs a run id, a task and an attempt number from 1", attemptName(a))
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO attempts
-		(run_id, task, attempt, status, reason, started_at)
-		VALUES (?, ?, ?, 'running', '', ?)
+		(run_id, task, attempt, status, reason, started_at, engine)
+		VALUES (?, ?, ?, 'running', '', ?, ?)
 		ON CONFLICT (run_id, task, attempt) DO NOTHING`,
-		a.RunID, a.Task, a.Attempt, fmtTime(a.StartedAt))
+		a.RunID, a.Task, a.Attempt, fmtTime(a.StartedAt), a.Engine)
 	if err != nil {
 		return fmt.Errorf("recording %s: %w", attemptName(a), err)
 	}
@@ -228,13 +228,14 @@ func (s *Store) FinishAttempt(ctx context.Context, a Attempt, metrics []Metric) 
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO attempts
-			(run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			(run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms, engine)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (run_id, task, attempt) DO UPDATE SET
 				status = excluded.status, reason = excluded.reason, error = excluded.error,
-				output = excluded.output, ended_at = excluded.ended_at, duration_ms = excluded.duration_ms`,
+				output = excluded.output, ended_at = excluded.ended_at, duration_ms = excluded.duration_ms,
+				engine = CASE WHEN excluded.engine = '' THEN attempts.engine ELSE excluded.engine END`,
 			a.RunID, a.Task, a.Attempt, a.Status, a.Reason, a.Error, output,
-			fmtTime(a.StartedAt), fmtTimePtr(a.EndedAt), a.DurationMS); err != nil {
+			fmtTime(a.StartedAt), fmtTimePtr(a.EndedAt), a.DurationMS, a.Engine); err != nil {
 			return err
 		}
 		if len(points) == 0 {
@@ -263,7 +264,7 @@ func (s *Store) FinishAttempt(ctx context.Context, a Attempt, metrics []Metric) 
 // started, each task's attempts in order.
 func (s *Store) Attempts(ctx context.Context, runID string) ([]Attempt, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT
-		run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms
+		run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms, engine
 		FROM attempts WHERE run_id = ?
 		ORDER BY min(started_at) OVER (PARTITION BY task), task, attempt`, runID)
 	if err != nil {
@@ -280,7 +281,7 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]Attempt, error) {
 			ended   sql.NullString
 		)
 		if err := rows.Scan(&a.RunID, &a.Task, &a.Attempt, &a.Status, &a.Reason, &errMsg, &output,
-			&started, &ended, &a.DurationMS); err != nil {
+			&started, &ended, &a.DurationMS, &a.Engine); err != nil {
 			return nil, fmt.Errorf("reading the attempts of run %s: %w", runID, err)
 		}
 		if errMsg.Valid {

@@ -73,6 +73,7 @@ type Attempt struct {
 	StartedAt  time.Time
 	EndedAt    *time.Time
 	DurationMS float64
+	Engine     string // the WebAssembly engine that ran it ("" if not recorded)
 }
 
 // LogLine is one line of a task's log.

@@ -643,3 +643,19 @@ func TestOpenCancelled(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, context.Canceled), err.Error())
 }
+
+func TestAttemptEngine(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	require.NoError(t, s.CreateRun(ctx, sampleRun("r1")))
+	// Recorded at the start, kept by a finish that does not name it.
+	require.NoError(t, s.StartAttempt(ctx, Attempt{RunID: "r1", Task: "a", Attempt: 1, StartedAt: at(1), Engine: "wasmtime"}))
+	require.NoError(t, s.FinishAttempt(ctx, Attempt{RunID: "r1", Task: "a", Attempt: 1, Status: "succeeded", StartedAt: at(1), EndedAt: ptr(at(2))}, nil))
+	// Recorded at the finish only.
+	require.NoError(t, s.FinishAttempt(ctx, Attempt{RunID: "r1", Task: "b", Attempt: 1, Status: "failed", StartedAt: at(1), EndedAt: ptr(at(2)), Engine: "wazero"}, nil))
+	atts, err := s.Attempts(ctx, "r1")
+	require.NoError(t, err)
+	require.Len(t, atts, 2)
+	assert.Equal(t, "wasmtime", atts[0].Engine)
+	assert.Equal(t, "wazero", atts[1].Engine)
+}
