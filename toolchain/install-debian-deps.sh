@@ -2,13 +2,14 @@
 # Installs, from Debian 12's own archive, everything ork's tests and examples
 # need to build Rust guests for WASI: rustc 1.63 with the wasm32-wasi standard
 # library, wasm-ld, and the crates the SDK, the examples and the test guests
-# use (as an offline cargo registry under /usr/share/cargo/registry).
+# use (as an offline cargo registry under /usr/share/cargo/registry); and a C
+# compiler, which cgo needs to link the wasmtime engine into ork.
 set -eu
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 $SUDO apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  rustc cargo libstd-rust-dev-wasm32 lld-14 \
+  rustc cargo libstd-rust-dev-wasm32 lld-14 gcc libc6-dev \
   librust-serde-dev librust-serde-derive-dev librust-serde-json-dev librust-serde-yaml-dev \
   librust-syn-dev librust-quote-dev librust-proc-macro2-dev \
   >/dev/null

@@ -51,8 +51,22 @@ func benchWorkflowOpts(b *testing.B, dir, workflow string, opts runner.Options) 
 }
 
 // benchWorkflowSetup is benchWorkflowOpts with a workflow run once first,
-// untimed (e.g. to seed a database), when setup is not "".
+// untimed (e.g. to seed a database), when setup is not "". It runs once per
+// engine compiled in, as sub-benchmarks named after the engine.
 func benchWorkflowSetup(b *testing.B, dir, setup, workflow string, opts runner.Options) {
+	b.Helper()
+	forEngines(b, func(b *testing.B, engine string) { benchWorkflowOn(b, engine, dir, setup, workflow, opts) })
+}
+
+// forEngines runs f as a sub-benchmark per engine compiled into ork.
+func forEngines(b *testing.B, f func(b *testing.B, engine string)) {
+	b.Helper()
+	for _, engine := range runtime.Engines() {
+		b.Run(engine, func(b *testing.B) { f(b, engine) })
+	}
+}
+
+func benchWorkflowOn(b *testing.B, engine, dir, setup, workflow string, opts runner.Options) {
 	b.Helper()
 	opts.Concurrency, opts.Version = 1, "bench"
 	opts.Warn = func(msg string) { b.Error(msg) }
@@ -73,12 +87,10 @@ func benchWorkflowSetup(b *testing.B, dir, setup, workflow string, opts runner.O
 			b.Fatal(err)
 		}
 	}
-	host, err := runtime.New(runtime.WithCacheDir(cache), runtime.WithVersion("bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer host.Close(ctx)
-	r := runner.New(proj, host, cargo.New(cache, os.Stderr), cache)
+	hosts := runtime.NewHosts(engine, runtime.WithCacheDir(cache), runtime.WithVersion("bench"))
+	defer hosts.Close(ctx)
+	r := runner.New(proj, hosts, cargo.New(cache, os.Stderr), cache)
+	r.Engine = engine
 	defer r.Close()
 	run := func(wf *project.Workflow) {
 		plan, err := r.Prepare(ctx, wf)

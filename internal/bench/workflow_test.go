@@ -87,15 +87,19 @@ func throughputProject(b *testing.B, lang string, chain bool) string {
 // and the p50/p99 of task latency: from the attempt's start to its end as
 // the run store recorded them (sandbox, host calls, recording).
 func benchThroughput(b *testing.B, lang string, chain bool) {
+	forEngines(b, func(b *testing.B, engine string) { benchThroughputOn(b, engine, lang, chain) })
+}
+
+func benchThroughputOn(b *testing.B, engine, lang string, chain bool) {
 	testguests.UseDebianToolchain()
 	b.Setenv("ORK_CACHE_DIR", testguests.CacheDir())
 	dir := throughputProject(b, lang, chain)
 	db := filepath.Join(dir, ".ork", "bench.db")
-	args := []string{filepath.Join(dir, "wf.yaml"), "--project", dir, "--db", db}
+	args := []string{filepath.Join(dir, "wf.yaml"), "--project", dir, "--db", db, "--engine", engine}
 	// Warm: compile caches, SDK bytecode, the Python snapshot (one task).
 	warm := filepath.Join(dir, "warm.yaml")
 	writeFiles(b, dir, map[string]string{"warm.yaml": "name: warm\ntasks:\n  t:\n    executor: " + lang + "\n    config_file: t.yaml\n"})
-	orkRun(b, warm, "--project", dir, "--db", db)
+	orkRun(b, warm, "--project", dir, "--db", db, "--engine", engine)
 
 	var lat []float64
 	var wall time.Duration
@@ -165,6 +169,10 @@ func BenchmarkWorkflowRustChain(b *testing.B) { benchThroughput(b, "rust", true)
 // sandboxes live at once (each task sleeps, so all 50 overlap), against the
 // same process idle after a warm-up run.
 func BenchmarkMemoryPythonSandboxes(b *testing.B) {
+	forEngines(b, benchMemoryOn)
+}
+
+func benchMemoryOn(b *testing.B, engine string) {
 	const live = 50
 	testguests.UseDebianToolchain()
 	b.Setenv("ORK_CACHE_DIR", testguests.CacheDir())
@@ -186,7 +194,7 @@ func BenchmarkMemoryPythonSandboxes(b *testing.B) {
 	db := filepath.Join(dir, ".ork", "bench.db")
 	var idle, peak float64
 	for i := 0; i < b.N; i++ {
-		orkRun(b, filepath.Join(dir, "warm.yaml"), "--project", dir, "--db", db)
+		orkRun(b, filepath.Join(dir, "warm.yaml"), "--project", dir, "--db", db, "--engine", engine)
 		idle = rssMiB(b, "VmRSS")
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -207,7 +215,7 @@ func BenchmarkMemoryPythonSandboxes(b *testing.B) {
 				}
 			}
 		}()
-		sum := orkRun(b, filepath.Join(dir, "wf.yaml"), "--project", dir, "--db", db, "--concurrency", strconv.Itoa(live))
+		sum := orkRun(b, filepath.Join(dir, "wf.yaml"), "--project", dir, "--db", db, "--engine", engine, "--concurrency", strconv.Itoa(live))
 		close(stop)
 		wg.Wait()
 		if sum.Status != runner.StatusSucceeded {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orkrun/ork/internal/testguests"
+	"github.com/orkrun/ork/runtime"
 )
 
 // conformanceCase is one behaviour every guest language must show the same
@@ -102,16 +103,30 @@ func TestConformanceRustAndPython(t *testing.T) {
 	probePy, err := os.ReadFile(filepath.Join(testguests.RepoRoot(), "testdata", "guests", "python", "probe.py"))
 	require.NoError(t, err)
 
-	// Python runs twice: from the interpreter snapshot (the default) and
-	// cold; the limits (memory beyond the image, timeout) and every other
-	// row must hold the same either way.
-	for _, mode := range []string{"rust", "python", "python-cold"} {
-		lang, cold := strings.CutSuffix(mode, "-cold")
-		t.Run(mode, func(t *testing.T) {
+	// Every row runs on every engine compiled in, and Python twice: from
+	// the interpreter snapshot (the default) and cold; the limits (memory
+	// beyond the image, timeout) and every other row must hold the same
+	// whichever way a task runs.
+	for _, engine := range runtime.Engines() {
+		for _, mode := range []string{"rust", "python", "python-cold"} {
+			conformanceRun(t, engine, mode, cases, string(probePy))
+		}
+	}
+	select {
+	case <-accepted:
+		t.Fatal("a guest reached a TCP listener on the host")
+	default:
+	}
+}
+
+func conformanceRun(t *testing.T, engine, mode string, cases []conformanceCase, probePy string) {
+	lang, cold := strings.CutSuffix(mode, "-cold")
+	{
+		t.Run(engine+"/"+mode, func(t *testing.T) {
 			files := map[string]string{
 				"ork.yaml": fmt.Sprintf("executors:\n  probe:\n    type: %s\n    sandbox: {memory: 64MiB, timeout: 2m}\n", lang),
 				"data.txt": "project data\n",
-				"probe.py": string(probePy),
+				"probe.py": probePy,
 			}
 			var wf strings.Builder
 			wf.WriteString("name: conformance\ntasks:\n")
@@ -131,7 +146,7 @@ func TestConformanceRustAndPython(t *testing.T) {
 			dir := writeProject(t, files)
 			copyModule(t, dir, "probe", "probe.wasm")
 
-			args := []string{"run", "wf.yaml", "--json", "--concurrency", "2"}
+			args := []string{"run", "wf.yaml", "--json", "--concurrency", "2", "--engine", engine}
 			if cold {
 				args = append(args, "--no-snapshot")
 			}
@@ -176,11 +191,9 @@ func TestConformanceRustAndPython(t *testing.T) {
 			assert.Equal(t, "echo", up["echo"].(map[string]any)["task"])
 			_, err := os.Stat(filepath.Join(dir, "new.txt"))
 			assert.True(t, os.IsNotExist(err), "a task wrote into the read-only project")
+			for name, task := range s.Tasks {
+				assert.Equal(t, engine, task.Engine, "task %s ran on another engine", name)
+			}
 		})
-	}
-	select {
-	case <-accepted:
-		t.Fatal("a guest reached a TCP listener on the host")
-	default:
 	}
 }

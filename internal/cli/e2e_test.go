@@ -73,6 +73,7 @@ type summary struct {
 		Output     json.RawMessage `json:"output"`
 		Error      *string         `json:"error"`
 		Reason     string          `json:"reason"`
+		Engine     string          `json:"engine"`
 		Metrics    []struct {
 			Name   string            `json:"name"`
 			Value  float64           `json:"value"`

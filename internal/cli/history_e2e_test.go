@@ -153,7 +153,7 @@ func TestTimeoutIsItsOwnExitReason(t *testing.T) {
 	require.NotNil(t, shown.Tasks["slow"].Error)
 	assert.Equal(t, "timed out after 1s (sandbox.timeout)", *shown.Tasks["slow"].Error)
 	r = ork(t, dir, "runs", "show", s.RunID)
-	assert.Regexp(t, `slow +failed +1 +[0-9.]+s +timeout: timed out after 1s`, r.stdout)
+	assert.Regexp(t, `slow +failed +1 +[0-9.]+s +(wazero|wasmtime) +timeout: timed out after 1s`, r.stdout)
 }
 
 func TestResumeRerunsOnlyWhatDidNotSucceed(t *testing.T) {

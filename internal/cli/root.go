@@ -11,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/orkrun/ork/abi"
 	"github.com/orkrun/ork/internal/project"
+	"github.com/orkrun/ork/runtime"
 )
 
 // Exit codes.
@@ -123,6 +126,8 @@ func NewCmdVersion(ios *IO) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fmt.Fprintf(ios.Out, "ork %s\n", Version)
+			fmt.Fprintf(ios.Out, "engines: %s (default %s)\n", strings.Join(runtime.Engines(), ", "), runtime.DefaultEngine)
+			fmt.Fprintf(ios.Out, "host ABI: v%d\n", abi.Version)
 			return nil
 		},
 	}

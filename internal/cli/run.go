@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	goruntime "runtime"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,7 +33,8 @@ type RunOptions struct {
 	Params      []string // key=value
 	Resume      string   // run id
 	Force       bool
-	NoSnapshot  bool // start Python tasks cold (also ORK_NO_SNAPSHOT=1)
+	NoSnapshot  bool   // start Python tasks cold (also ORK_NO_SNAPSHOT=1)
+	Engine      string // run every task on this engine, whatever ork.yaml says
 }
 
 // NewCmdRun builds `ork run`. runF replaces the logic in tests.
@@ -60,6 +63,9 @@ Exit status: 0 when every task succeeded, 1 otherwise, 2 for invalid input,
 			if opts.Concurrency < 1 {
 				return usageErr(fmt.Errorf("--concurrency must be at least 1, got %d", opts.Concurrency))
 			}
+			if opts.Engine != "" && !slices.Contains(project.Engines, opts.Engine) {
+				return usageErr(fmt.Errorf("unknown --engine %q; use %s", opts.Engine, strings.Join(project.Engines, " or ")))
+			}
 			if opts.Force && opts.Resume == "" {
 				return usageErr(fmt.Errorf("--force only applies with --resume"))
 			}
@@ -78,6 +84,7 @@ Exit status: 0 when every task succeeded, 1 otherwise, 2 for invalid input,
 	cmd.Flags().StringVar(&opts.DB, "db", "", "run store (default: $ORK_DB, else .ork/ork.db in the project)")
 	cmd.Flags().StringArrayVarP(&opts.Params, "param", "p", nil, "workflow parameter key=value, the value typed by YAML rules (repeatable)")
 	cmd.Flags().StringVar(&opts.Resume, "resume", "", "continue this run: rerun the tasks that did not succeed")
+	cmd.Flags().StringVar(&opts.Engine, "engine", "", "run every task on this WebAssembly engine, wazero or wasmtime (default: ork.yaml's engine:, else ork's choice)")
 	cmd.Flags().BoolVar(&opts.NoSnapshot, "no-snapshot", false, "start every Python task cold instead of from an interpreter snapshot (also ORK_NO_SNAPSHOT=1)")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "with --resume: resume even though the workflow file changed")
 	return cmd
@@ -139,12 +146,10 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if err != nil {
 		return failedErr(err)
 	}
-	host, err := runtime.New(runtime.WithCacheDir(dir), runtime.WithVersion(Version))
-	if err != nil {
-		return failedErr(err)
-	}
-	defer host.Close(context.Background())
-	r := runner.New(p, host, cargo.New(dir, progressOut), dir)
+	hosts := runtime.NewHosts("", runtime.WithCacheDir(dir), runtime.WithVersion(Version))
+	defer hosts.Close(context.Background())
+	r := runner.New(p, hosts, cargo.New(dir, progressOut), dir)
+	r.Engine = opts.Engine
 	defer r.Close()
 	plan, err := r.Prepare(ctx, wf)
 	if err != nil {

@@ -227,7 +227,7 @@ func runsShowRun(ctx context.Context, opts *HistoryOptions, id string) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tSTATUS\tATTEMPTS\tDURATION\tOUTPUT / ERROR")
+	fmt.Fprintln(tw, "TASK\tSTATUS\tATTEMPTS\tDURATION\tENGINE\tOUTPUT / ERROR")
 	for _, name := range runner.SortedTasks(sum, nil) {
 		t := sum.Tasks[name]
 		detail := oneLine(string(t.Output), 80)
@@ -237,7 +237,11 @@ func runsShowRun(ctx context.Context, opts *HistoryOptions, id string) error {
 				detail = t.Reason + ": " + detail
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", name, t.Status, t.Attempts, formatMS(t.DurationMS), detail)
+		engine := t.Engine
+		if engine == "" {
+			engine = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", name, t.Status, t.Attempts, formatMS(t.DurationMS), engine, detail)
 	}
 	return tw.Flush()
 }

@@ -53,7 +53,7 @@ type Executor struct {
 	Engine        string
 	projectEngine string
 	Retries       *Retries // nil: no retries unless the task has a policy
-	Pos     Pos      // where the executor is defined
+	Pos           Pos      // where the executor is defined
 }
 
 // Sandbox is an executor's sandbox policy. Zero values mean "the default".

@@ -15,6 +15,7 @@ import (
 	"github.com/orkrun/ork/internal/atomicfile"
 	"github.com/orkrun/ork/internal/project"
 	"github.com/orkrun/ork/internal/pysandbox"
+	"github.com/orkrun/ork/runtime"
 )
 
 // The project's part of a Python snapshot: the modules of its executor
@@ -119,7 +120,7 @@ func pythonSourcesDigest(p *project.Project) (string, error) {
 // pysandbox.CompileProject) when its sources changed since the last time,
 // which a stamp in the cache directory remembers. A failure only costs
 // speed: tasks compile what they import, as they would without it.
-func (r *Runner) compileProject(ctx context.Context) {
+func (r *Runner) compileProject(ctx context.Context, host *runtime.Host) {
 	digest, err := pythonSourcesDigest(r.proj)
 	if err != nil {
 		return
@@ -133,7 +134,7 @@ func (r *Runner) compileProject(ctx context.Context) {
 			return
 		}
 	}
-	if err := pysandbox.CompileProject(ctx, r.host, "runner", r.proj.Root, r.proj.PythonPath); err != nil || stamp == "" {
+	if err := pysandbox.CompileProject(ctx, host, "runner", r.proj.Root, r.proj.PythonPath); err != nil || stamp == "" {
 		return
 	}
 	if err := os.MkdirAll(filepath.Dir(stamp), 0o755); err == nil {

@@ -89,11 +89,11 @@ func (r *recorder) interrupted(ctx context.Context) error {
 	return nil
 }
 
-func (r *recorder) startAttempt(ctx context.Context, task string, attempt int, started time.Time) error {
+func (r *recorder) startAttempt(ctx context.Context, task string, attempt int, started time.Time, engine string) error {
 	if r.st == nil {
 		return nil
 	}
-	return r.st.StartAttempt(ctx, store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: "running", StartedAt: started})
+	return r.st.StartAttempt(ctx, store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: "running", StartedAt: started, Engine: engine})
 }
 
 // finishAttempt records the outcome durably, with its metrics, before the
@@ -105,7 +105,7 @@ func (r *recorder) finishAttempt(task string, attempt int, started time.Time, re
 	}
 	now := time.Now()
 	a := store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: res.Status, Reason: res.Reason,
-		Error: res.Error, StartedAt: started, EndedAt: &now, DurationMS: res.DurationMS}
+		Error: res.Error, StartedAt: started, EndedAt: &now, DurationMS: res.DurationMS, Engine: res.Engine}
 	if res.Status == string(scheduler.Succeeded) {
 		a.Output = res.Output
 	}
@@ -157,7 +157,7 @@ func LoadSummary(ctx context.Context, st *store.Store, runID string, order []str
 	}
 	for _, name := range names {
 		a := latest[name]
-		t := &TaskResult{Status: a.Status, Attempts: a.Attempt, DurationMS: a.DurationMS, Output: a.Output, Error: a.Error, Reason: a.Reason, Metrics: []abi.Metric{}}
+		t := &TaskResult{Status: a.Status, Attempts: a.Attempt, DurationMS: a.DurationMS, Output: a.Output, Error: a.Error, Reason: a.Reason, Metrics: []abi.Metric{}, Engine: a.Engine}
 		if len(t.Output) == 0 {
 			t.Output = json.RawMessage("null")
 		}

@@ -60,6 +60,9 @@ type TaskResult struct {
 	// Reason says why the task did not succeed: exit, trap, abi, memory,
 	// timeout, cancelled, interrupted or host; "" otherwise.
 	Reason string `json:"reason,omitempty"`
+	// Engine is the WebAssembly engine that ran the task (wazero or
+	// wasmtime); "" for a task that did not run.
+	Engine string `json:"engine,omitempty"`
 }
 
 // LogLine is one line of a task's log.
@@ -110,9 +113,13 @@ type TaskReport struct {
 
 // Runner runs workflows of one project.
 type Runner struct {
+	// Engine, when set (ork run --engine), runs every task on that engine
+	// whatever ork.yaml says. Set it before Prepare.
+	Engine string
+
 	caps     *capability.Registry
 	proj     *project.Project
-	host     *runtime.Host
+	hosts    *runtime.Hosts
 	builder  *cargo.Builder
 	cacheDir string
 	pySDK    string // host directory of the Python SDK, once needed
@@ -128,10 +135,11 @@ type Runner struct {
 	snapBroke bool // preparing the interpreter failed: every task starts cold
 }
 
-// New returns a Runner for proj, compiling with host, building crates with
+// New returns a Runner for proj, running tasks on hosts (one per engine),
+// building crates with
 // builder and keeping what it extracts (the Python SDK) under cacheDir.
-func New(proj *project.Project, host *runtime.Host, builder *cargo.Builder, cacheDir string) *Runner {
-	return &Runner{proj: proj, host: host, builder: builder, cacheDir: cacheDir, modules: map[string]*runtime.Module{},
+func New(proj *project.Project, hosts *runtime.Hosts, builder *cargo.Builder, cacheDir string) *Runner {
+	return &Runner{proj: proj, hosts: hosts, builder: builder, cacheDir: cacheDir, modules: map[string]*runtime.Module{},
 		caps: capability.NewRegistry(proj)}
 }
 
@@ -159,6 +167,7 @@ type planned struct {
 	task     *project.Task
 	executor *project.Executor
 	module   *runtime.Module
+	host     *runtime.Host // of the engine the task runs on
 	params   any
 	python   []string        // interpreter arguments after "-c BOOT" for Python tasks
 	caps     *capability.Set // what ork.yaml grants the executor beyond the sandbox
@@ -243,12 +252,16 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 		default:
 			return nil, fmt.Errorf("task %q: executor %q of type %s cannot run in this version of ork", name, ex.Name, ex.Type)
 		}
+		host, err := r.hosts.Get(ex.EngineFor(r.Engine))
+		if err != nil {
+			return nil, fmt.Errorf("task %q (executor %q): %w", name, ex.Name, err)
+		}
+		pt.host = host
 		var m *runtime.Module
-		var err error
 		if pt.python != nil {
-			m, err = r.interpreter(ctx)
+			m, err = r.interpreter(ctx, host)
 		} else {
-			m, err = r.module(ctx, path, isCrate)
+			m, err = r.module(ctx, path, isCrate, host)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("task %q: %w", name, err)
@@ -263,7 +276,7 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 const pythonKey = "\x00python"
 
 // interpreter loads the embedded CPython and writes out the Python SDK.
-func (r *Runner) interpreter(ctx context.Context) (*runtime.Module, error) {
+func (r *Runner) interpreter(ctx context.Context, host *runtime.Host) (*runtime.Module, error) {
 	r.mu.Lock()
 	m, ok := r.modules[pythonKey]
 	r.mu.Unlock()
@@ -277,16 +290,16 @@ func (r *Runner) interpreter(ctx context.Context) (*runtime.Module, error) {
 	if r.pySDK, err = pysdk.Dir(r.cacheDir); err != nil {
 		return nil, err
 	}
-	m, err = r.host.LoadInterpreter(ctx, "python.wasm", bin)
+	m, err = host.LoadInterpreter(ctx, "python.wasm", bin)
 	if err != nil {
 		return nil, err
 	}
 	// Bytecode for the SDK, once per SDK version: the mount is read-only at
 	// run time, and compiling the SDK on every task would cost ~100 ms.
-	if err := pysandbox.CompileDir(ctx, r.host, "runner", r.pySDK, PythonSDKDir); err != nil {
+	if err := pysandbox.CompileDir(ctx, host, "runner", r.pySDK, PythonSDKDir); err != nil {
 		return nil, err
 	}
-	r.compileProject(ctx)
+	r.compileProject(ctx, host)
 	r.mu.Lock()
 	r.modules[pythonKey] = m
 	r.mu.Unlock()
@@ -296,7 +309,7 @@ func (r *Runner) interpreter(ctx context.Context) (*runtime.Module, error) {
 // snapshot returns the interpreter snapshot for a Python task's policy,
 // building it at the first task of each mount layout and memory limit. It
 // returns nil, after warning once, when no snapshot can serve the task.
-func (r *Runner) snapshot(ctx context.Context, policy runtime.Policy, bootEnv []string, opts Options) *pysnap.Snapshot {
+func (r *Runner) snapshot(ctx context.Context, host *runtime.Host, policy runtime.Policy, bootEnv []string, opts Options) *pysnap.Snapshot {
 	if opts.NoSnapshot {
 		return nil
 	}
@@ -311,12 +324,12 @@ func (r *Runner) snapshot(ctx context.Context, policy runtime.Policy, bootEnv []
 			mounts[i].HostPath = r.proj.Root
 		}
 	}
-	eng, err := r.host.SnapshotEngine(ctx, policy)
+	eng, err := host.SnapshotEngine(ctx, policy)
 	if err != nil {
 		r.warnSnapshot(opts, err)
 		return nil
 	}
-	key := fmt.Sprintf("%s/%d", pysnap.MountHash(mounts), eng.MemoryLimitPages())
+	key := fmt.Sprintf("%s/%s/%d", host.Engine(), pysnap.MountHash(mounts), eng.MemoryLimitPages())
 	r.snapMu.Lock()
 	defer r.snapMu.Unlock()
 	if s, ok := r.snaps[key]; ok {
@@ -388,7 +401,7 @@ func (r *Runner) warnSnapshot(opts Options, err error) {
 	})
 }
 
-func (r *Runner) module(ctx context.Context, rel string, isCrate bool) (*runtime.Module, error) {
+func (r *Runner) module(ctx context.Context, rel string, isCrate bool, host *runtime.Host) (*runtime.Module, error) {
 	abs := filepath.Join(r.proj.Root, filepath.FromSlash(rel))
 	r.mu.Lock()
 	m, ok := r.modules[abs]
@@ -408,7 +421,7 @@ func (r *Runner) module(ctx context.Context, rel string, isCrate bool) (*runtime
 	if err != nil {
 		return nil, fmt.Errorf("reading module %s: %w", rel, err)
 	}
-	m, err = r.host.LoadModule(ctx, rel, bin)
+	m, err = host.LoadModule(ctx, rel, bin)
 	if err != nil {
 		return nil, err
 	}
@@ -575,7 +588,7 @@ func retryPolicy(pt *planned) project.Retries {
 
 func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.Workflow, pt *planned, upstream map[string]any, attempt int, opts Options, obs Observer, rec *recorder) (res *TaskResult) {
 	name := pt.task.Name
-	res = &TaskResult{Attempts: attempt, Output: json.RawMessage("null"), Metrics: []abi.Metric{}}
+	res = &TaskResult{Attempts: attempt, Output: json.RawMessage("null"), Metrics: []abi.Metric{}, Engine: pt.host.Engine()}
 	started := time.Now()
 	// Secret values never leave the task: not in logs, errors, outputs,
 	// metrics, the run store or --json.
@@ -620,7 +633,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 		res.Error = &msg
 		return res
 	}
-	if err := rec.startAttempt(ctx, name, attempt, started); err != nil {
+	if err := rec.startAttempt(ctx, name, attempt, started, res.Engine); err != nil {
 		return fail("host", fmt.Sprintf("recording the task in the run store: %v", err))
 	}
 	taskDir := filepath.Join(runDir, name)
@@ -708,8 +721,8 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	var out *runtime.Result
 	err = errNotRun
 	if pt.python != nil {
-		if snap := r.snapshot(ctx, policy, pyEnv, opts); snap != nil {
-			out, err = r.host.RunSnapshot(ctx, snap, task, pythonBoot, append([]string{"-c"}, pt.python...))
+		if snap := r.snapshot(ctx, pt.host, policy, pyEnv, opts); snap != nil {
+			out, err = pt.host.RunSnapshot(ctx, snap, task, pythonBoot, append([]string{"-c"}, pt.python...))
 			if err != nil && ctx.Err() == nil {
 				r.warnSnapshot(opts, err)
 			}
@@ -718,7 +731,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	if err != nil {
 		// Not a Python task, no snapshot, or the snapshot could not start
 		// it (nothing ran): start it cold.
-		out, err = r.host.Run(ctx, task)
+		out, err = pt.host.Run(ctx, task)
 	}
 	stdout.Flush()
 	stderr.Flush()

@@ -1,7 +1,7 @@
 // Command benchtable turns the output of `go test -bench` over ork's
 // benchmark packages (internal/bench, internal/pysnap) into one side-by-side
-// table: each measurement beside its baseline and the target it is held to.
-// `make bench` pipes its benchmark run through it.
+// table: each measurement on every engine, beside its baseline and the
+// target it is held to. `make bench` pipes its benchmark run through it.
 //
 //	go test -run '^$' -bench . ./internal/bench/ | go run ./internal/tools/benchtable
 package main
@@ -16,8 +16,11 @@ import (
 	"strings"
 )
 
-// results maps a benchmark name (without the -GOMAXPROCS suffix) to its
-// metrics by unit.
+// engines are the sub-benchmarks of each measurement, in column order.
+var engines = []string{"wazero", "wasmtime"}
+
+// results maps a benchmark name (without the -GOMAXPROCS suffix; with its
+// sub-benchmark, e.g. BenchmarkX/wasmtime) to its metrics by unit.
 type results map[string]map[string]float64
 
 var benchLine = regexp.MustCompile(`^(Benchmark[^\s]+?)(?:-\d+)?\s+\d+\s+(.*)$`)
@@ -49,7 +52,6 @@ func parse(r io.Reader) (results, []string, error) {
 	return res, passthrough, sc.Err()
 }
 
-// value formats one metric, or "—" when the benchmark did not run.
 func (r results) value(bench, unit string) (float64, bool) {
 	m, ok := r[bench]
 	if !ok {
@@ -78,56 +80,99 @@ func (r results) show(bench, unit, suffix string) string {
 	return num(v) + suffix
 }
 
-// verdict says whether bench's unit is at most limit.
+// best is the lowest value of bench's unit over the engines, and its engine.
+func (r results) best(bench, unit string) (float64, string, bool) {
+	var v float64
+	var eng string
+	found := false
+	for _, e := range engines {
+		if x, ok := r.value(bench+"/"+e, unit); ok && (!found || x < v) {
+			v, eng, found = x, e, true
+		}
+	}
+	return v, eng, found
+}
+
+// verdict says whether the best engine's value is at most limit.
 func (r results) verdict(bench, unit string, limit float64) string {
-	v, ok := r.value(bench, unit)
+	v, eng, ok := r.best(bench, unit)
 	switch {
 	case !ok:
 		return "not run"
 	case v <= limit:
-		return "met"
+		return "met (" + eng + ")"
 	default:
-		return fmt.Sprintf("missed (%.1fx)", v/limit)
+		return fmt.Sprintf("missed (%s: %.1fx)", eng, v/limit)
 	}
 }
 
-type row struct{ measurement, ork, baseline, target, verdict string }
+// measurement is one row: a benchmark run per engine, shown by cell.
+type measurement struct {
+	name     string
+	bench    string
+	cell     func(r results, bench string) string
+	baseline string
+	target   string
+	verdict  string
+}
+
+type row struct {
+	measurement string
+	perEngine   []string
+	baseline    string
+	target      string
+	verdict     string
+}
 
 func table(r results) []row {
-	wf := func(lang, shape string) string { return "BenchmarkWorkflow" + lang + shape }
-	flow := func(bench string) string {
-		if _, ok := r[bench]; !ok {
+	ms := func(unit string) func(results, string) string {
+		return func(r results, b string) string { return r.show(b, unit, " ms") }
+	}
+	flow := func(r results, b string) string {
+		if _, ok := r[b]; !ok {
 			return "—"
 		}
-		return fmt.Sprintf("%s (%s tasks/s; p50 %s, p99 %s)", r.show(bench, "s/run", " s"), r.show(bench, "tasks/s", ""),
-			r.show(bench, "p50-ms", " ms"), r.show(bench, "p99-ms", " ms"))
+		return fmt.Sprintf("%s (%s/s; p50 %s, p99 %s)", r.show(b, "s/run", " s"), r.show(b, "tasks/s", ""),
+			r.show(b, "p50-ms", " ms"), r.show(b, "p99-ms", " ms"))
+	}
+	rss := func(r results, b string) string {
+		if _, ok := r[b]; !ok {
+			return "—"
+		}
+		return fmt.Sprintf("%s (idle %s, 50 live %s)", r.show(b, "MiB/sandbox", " MiB"), r.show(b, "idle-MiB", ""), r.show(b, "live50-MiB", " MiB"))
 	}
 	native := r.show("BenchmarkBaselineNativePythonProcess", "ms/task", " ms")
-	return []row{
-		{"1. trivial Python task (snapshot)", r.show("BenchmarkPythonTrivialTask", "ms/task", " ms"),
-			"cold: " + r.show("BenchmarkPythonTrivialTaskCold", "ms/task", " ms") + "; native process: " + native,
-			"≤ 3 ms", r.verdict("BenchmarkPythonTrivialTask", "ms/task", 3)},
-		{"2. example Python executor (snapshot)", r.show("BenchmarkPythonExampleExecutor", "ms/task", " ms"),
-			"cold: " + r.show("BenchmarkPythonExampleExecutorCold", "ms/task", " ms"),
-			"≤ 15 ms", r.verdict("BenchmarkPythonExampleExecutor", "ms/task", 15)},
-		{"3. trivial Rust task", r.show("BenchmarkRustTrivialTask", "ms/task", " ms"), "native process: " + native,
-			"≤ 1 ms", r.verdict("BenchmarkRustTrivialTask", "ms/task", 1)},
-		{"4. native `python3 -c` per task (baseline)", native, "", "", ""},
-		{"5. 1,000 independent Python tasks", flow(wf("Python", "Independent")), "", "≤ 5 s", r.verdict(wf("Python", "Independent"), "s/run", 5)},
-		{"5. 1,000-task Python chain", flow(wf("Python", "Chain")), "", "", ""},
-		{"5. 1,000 independent Rust tasks", flow(wf("Rust", "Independent")), "", "≤ 2 s", r.verdict(wf("Rust", "Independent"), "s/run", 2)},
-		{"5. 1,000-task Rust chain", flow(wf("Rust", "Chain")), "", "", ""},
-		{"6. RSS per live Python sandbox (50 live)", r.show("BenchmarkMemoryPythonSandboxes", "MiB/sandbox", " MiB"),
-			"idle " + r.show("BenchmarkMemoryPythonSandboxes", "idle-MiB", " MiB") + ", 50 live " + r.show("BenchmarkMemoryPythonSandboxes", "live50-MiB", " MiB"),
-			"≤ 16 MiB", r.verdict("BenchmarkMemoryPythonSandboxes", "MiB/sandbox", 16)},
+	rows := []measurement{
+		{"1. trivial Python task, snapshot", "BenchmarkPythonTrivialTask", ms("ms/task"), "native process: " + native, "≤ 3 ms", r.verdict("BenchmarkPythonTrivialTask", "ms/task", 3)},
+		{"1. trivial Python task, cold", "BenchmarkPythonTrivialTaskCold", ms("ms/task"), "native process: " + native, "", ""},
+		{"2. example Python executor, snapshot", "BenchmarkPythonExampleExecutor", ms("ms/task"), "", "≤ 15 ms", r.verdict("BenchmarkPythonExampleExecutor", "ms/task", 15)},
+		{"2. example Python executor, cold", "BenchmarkPythonExampleExecutorCold", ms("ms/task"), "", "", ""},
+		{"3. trivial Rust task", "BenchmarkRustTrivialTask", ms("ms/task"), "native process: " + native, "≤ 1 ms", r.verdict("BenchmarkRustTrivialTask", "ms/task", 1)},
+		{"5. 1,000 independent Python tasks", "BenchmarkWorkflowPythonIndependent", flow, "", "≤ 5 s", r.verdict("BenchmarkWorkflowPythonIndependent", "s/run", 5)},
+		{"5. 1,000-task Python chain", "BenchmarkWorkflowPythonChain", flow, "", "", ""},
+		{"5. 1,000 independent Rust tasks", "BenchmarkWorkflowRustIndependent", flow, "", "≤ 2 s", r.verdict("BenchmarkWorkflowRustIndependent", "s/run", 2)},
+		{"5. 1,000-task Rust chain", "BenchmarkWorkflowRustChain", flow, "", "", ""},
+		{"6. RSS per live Python sandbox", "BenchmarkMemoryPythonSandboxes", rss, "", "≤ 16 MiB", r.verdict("BenchmarkMemoryPythonSandboxes", "MiB/sandbox", 16)},
 	}
+	var out []row
+	for _, m := range rows {
+		rw := row{measurement: m.name, baseline: m.baseline, target: m.target, verdict: m.verdict}
+		for _, e := range engines {
+			rw.perEngine = append(rw.perEngine, m.cell(r, m.bench+"/"+e))
+		}
+		out = append(out, rw)
+		if strings.HasPrefix(m.name, "3.") {
+			out = append(out, row{measurement: "4. native `python3 -c` per task (baseline)", perEngine: []string{native, native}})
+		}
+	}
+	return out
 }
 
 func render(w io.Writer, rows []row) {
-	fmt.Fprintln(w, "| measurement | ork | beside it | target | verdict |")
-	fmt.Fprintln(w, "|---|---:|---|---|---|")
+	fmt.Fprintf(w, "| measurement | %s | beside it | target | verdict |\n", strings.Join(engines, " | "))
+	fmt.Fprintf(w, "|---|%s---|---|---|\n", strings.Repeat("---:|", len(engines)))
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.measurement, r.ork, r.baseline, r.target, r.verdict)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.measurement, strings.Join(r.perEngine, " | "), r.baseline, r.target, r.verdict)
 	}
 }
 
