@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orkrun/ork/internal/testguests"
+	"github.com/orkrun/ork/runtime"
 )
 
 // TestCapabilitiesRustAndPython runs one capability table through ork run
@@ -82,8 +83,9 @@ func TestCapabilitiesRustAndPython(t *testing.T) {
 	probePy, err := os.ReadFile(filepath.Join(testguests.RepoRoot(), "testdata", "guests", "python", "probe.py"))
 	require.NoError(t, err)
 
-	for _, lang := range []string{"rust", "python"} {
-		t.Run(lang, func(t *testing.T) {
+	for _, mode := range engineModes("rust", "python") {
+		lang, engine := mode.lang, mode.engine
+		t.Run(mode.name, func(t *testing.T) {
 			orkYAML := fmt.Sprintf(`secrets:
   TOKEN: {env: ORK_T_TOKEN}
   VISIBLE: {env: ORK_T_VISIBLE}
@@ -123,7 +125,7 @@ executors:
 			require.NoError(t, os.MkdirAll(filepath.Join(dir, "data"), 0o755))
 			copyModule(t, dir, "probe", "probe.wasm")
 
-			cmd := exec.Command(orkBin, "run", "wf.yaml", "--json")
+			cmd := exec.Command(orkBin, "run", "wf.yaml", "--json", "--engine", engine)
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), "ORK_T_TOKEN="+token, "ORK_T_VISIBLE="+visible, "ORK_T_HIDDEN="+hidden)
 			var stdout, stderr bytes.Buffer
@@ -166,4 +168,19 @@ executors:
 			assert.Equal(t, 0, refusedHits, "a refused host was reached")
 		})
 	}
+}
+
+// engineMode is one language on one engine.
+type engineMode struct{ name, lang, engine string }
+
+// engineModes crosses langs with every engine compiled into ork, so that
+// the behaviour tables run on each.
+func engineModes(langs ...string) []engineMode {
+	var out []engineMode
+	for _, e := range runtime.Engines() {
+		for _, l := range langs {
+			out = append(out, engineMode{name: e + "/" + l, lang: l, engine: e})
+		}
+	}
+	return out
 }
