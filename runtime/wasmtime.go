@@ -52,11 +52,12 @@ const epochTick = 5 * time.Millisecond
 // stops the guest when its task's context is done and otherwise extends the
 // deadline.
 //
-// CPU limits use fuel, which changes the compiled code and slows every guest
-// down (+31 % on CPython), so only tasks with a CPU limit pay for it: they
-// run in a second configuration, identical but for fuel, created when the
-// first of them runs, with its own compiled modules and serialized-module
-// directory (an artifact loads only into an engine configured alike).
+// CPU limits use fuel, which changes the compiled code and slows guests
+// down (CPython's `-c pass`: +31 to +38 %, see BenchmarkEngines), so only
+// tasks with a CPU limit pay for it: they run in a second configuration,
+// identical but for fuel, created when the first of them runs, with its own
+// compiled modules and serialized-module directory (an artifact loads only
+// into an engine configured alike).
 type wasmtimeEngine struct {
 	cacheRoot string          // the host's cache directory; "" = none
 	plain     *wasmtimeConfig // fuel off: tasks without a CPU limit
