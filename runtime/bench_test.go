@@ -11,34 +11,62 @@ import (
 // BenchmarkEngines compares the engines end to end, a fresh instance per
 // task: the Rust probe's echo (abi.hello, task.info, params, a metric, a
 // log line, stdout and stderr, the output), and CPython's `-c pass`, cold.
-// Modules are compiled (and cached) before the timer starts.
+// wasmtime runs them twice: as is, and with a CPU limit (wasmtime+fuel),
+// which runs them on its fuel-metered configuration; fuel/op is the fuel a
+// task consumed. Modules are compiled (and cached) before the timer starts.
 //
 //	go test -run '^$' -bench Engines ./runtime/
 func BenchmarkEngines(b *testing.B) {
 	ctx := context.Background()
+	type variant struct {
+		name, engine string
+		policy       runtime.Policy
+	}
+	var variants []variant
 	for _, e := range runtime.Engines() {
-		b.Run("probe-echo/"+e, func(b *testing.B) {
-			f := setupEngine(b, e)
-			b.ReportAllocs()
-			for b.Loop() {
+		variants = append(variants, variant{e, e, runtime.Policy{}})
+		if e == "wasmtime" {
+			variants = append(variants, variant{e + "+fuel", e, runtime.Policy{CPU: 1e12}})
+		}
+	}
+	// bench runs task in a loop, after one run outside the timer (the fuel
+	// configuration compiles its modules, or loads them, on first use).
+	bench := func(b *testing.B, h *runtime.Host, task func() runtime.Task) {
+		run := func() *runtime.Result {
+			res, err := h.Run(ctx, task())
+			if err != nil || res.Failure != nil {
+				b.Fatal(err, res.Failure)
+			}
+			return res
+		}
+		run()
+		b.ReportAllocs()
+		var fuel, n uint64
+		for b.Loop() {
+			fuel += run().Fuel
+			n++
+		}
+		if fuel > 0 {
+			b.ReportMetric(float64(fuel)/float64(n), "fuel/op")
+		}
+	}
+	for _, v := range variants {
+		b.Run("probe-echo/"+v.name, func(b *testing.B) {
+			f := setupEngine(b, v.engine)
+			bench(b, f.host, func() runtime.Task {
 				sess := abi.NewSession(abi.Task{Params: map[string]any{"action": "echo"}}, "ork/bench", nil)
-				res, err := f.host.Run(ctx, runtime.Task{Module: f.probe, Session: sess})
-				if err != nil || res.Failure != nil {
-					b.Fatal(err, res.Failure)
-				}
-			}
+				return runtime.Task{Module: f.probe, Policy: v.policy, Session: sess}
+			})
 		})
-		b.Run("python-pass/"+e, func(b *testing.B) {
-			f := setupEngine(b, e)
+	}
+	for _, v := range variants {
+		b.Run("python-pass/"+v.name, func(b *testing.B) {
+			f := setupEngine(b, v.engine)
 			m := f.python(b)
-			b.ReportAllocs()
-			for b.Loop() {
-				res, err := f.host.Run(ctx, runtime.Task{Module: m, Session: abi.NewSession(abi.Task{}, "ork/bench", nil),
-					Args: []string{"python", "-c", "pass"}})
-				if err != nil || res.Failure != nil {
-					b.Fatal(err, res.Failure)
-				}
-			}
+			bench(b, f.host, func() runtime.Task {
+				return runtime.Task{Module: m, Policy: v.policy, Session: abi.NewSession(abi.Task{}, "ork/bench", nil),
+					Args: []string{"python", "-c", "pass"}}
+			})
 		})
 	}
 }

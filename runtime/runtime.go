@@ -34,12 +34,17 @@ const (
 )
 
 // Policy is what one task's sandbox may use. The zero value is the default
-// policy: 256 MiB of memory, 10 minutes, no mounts, no environment.
+// policy: 256 MiB of memory, 10 minutes, no CPU limit, no mounts, no
+// environment.
 type Policy struct {
 	MemoryBytes uint64        // linear memory limit; 0 = DefaultMemoryBytes
 	Timeout     time.Duration // wall-clock limit; 0 = DefaultTimeout
-	Mounts      []Mount       // directories visible to the guest
-	Env         []string      // "NAME=value" pairs; nothing else is visible
+	// CPU is the fuel the task may consume (sandbox.cpu): about one unit per
+	// WebAssembly instruction it executes; 0 = unlimited. Only the wasmtime
+	// engine can meter it: wazero refuses a task with a CPU limit.
+	CPU    uint64
+	Mounts []Mount  // directories visible to the guest
+	Env    []string // "NAME=value" pairs; nothing else is visible
 }
 
 // Mount makes a host directory visible in the sandbox.
@@ -237,6 +242,7 @@ const (
 	ReasonABI       Reason = "abi"       // the guest misused the host ABI
 	ReasonMemory    Reason = "memory"    // the guest exceeded its memory limit
 	ReasonTimeout   Reason = "timeout"   // the guest exceeded its wall-clock limit
+	ReasonCPU       Reason = "cpu"       // the guest consumed all its fuel (Policy.CPU)
 	ReasonCancelled Reason = "cancelled" // the run was cancelled
 )
 
@@ -256,6 +262,9 @@ type Result struct {
 	Duration time.Duration
 	// MemoryBytes is the guest's linear memory size when it finished.
 	MemoryBytes uint64
+	// Fuel is the fuel the task consumed, whether it succeeded or not; 0
+	// when it was not metered (Policy.CPU == 0).
+	Fuel uint64
 }
 
 type sessionKey struct{}
@@ -265,6 +274,10 @@ type sessionKey struct{}
 func (h *Host) Run(ctx context.Context, t Task) (*Result, error) {
 	return h.eng.run(ctx, t)
 }
+
+// errCPUNeedsWasmtime is wazero's answer to a task with a CPU limit: it
+// cannot count instructions, and must not run the task unmetered.
+var errCPUNeedsWasmtime = errors.New("sandbox.cpu needs the wasmtime engine; wazero enforces wall time (sandbox.timeout) only")
 
 // errNoSnapshots is what the snapshot API answers on engines without it.
 func errNoSnapshots(engine string) error {
@@ -281,6 +294,7 @@ const (
 	stopDeadline                  // the run's context passed its deadline
 	stopCancelled                 // the run's context was cancelled
 	stopABI                       // the guest misused the host ABI; abi holds why
+	stopFuel                      // the guest consumed all its fuel (Policy.CPU)
 )
 
 // guestError is an engine's account of how a task's _start failed, in the
@@ -311,6 +325,11 @@ func classify(parent context.Context, t Task, g guestError, memBytes, limit uint
 		return &Failure{Reason: ReasonExit, ExitCode: g.exitCode, Message: fmt.Sprintf("exited with status %d", g.exitCode)}
 	case stopABI:
 		return &Failure{Reason: ReasonABI, Message: g.abi.Error()}
+	case stopFuel:
+		// Decided by the engine (a trap only fuel metering raises), before
+		// any guess about memory below.
+		return &Failure{Reason: ReasonCPU, Function: g.function,
+			Message: fmt.Sprintf("exceeded the CPU limit of %s (sandbox.cpu)", FormatFuel(t.Policy.CPU))}
 	}
 	fn, first := g.function, g.message
 	// Rust reports a failed allocation on stderr before it aborts; a trap
@@ -344,6 +363,26 @@ func FormatBytes(b uint64) string {
 		}
 	}
 	return fmt.Sprintf("%d B", b)
+}
+
+// FormatFuel prints an amount of fuel with a decimal unit, as sandbox.cpu
+// takes it: "2G fuel units", "1.5M fuel units", "500 fuel units".
+func FormatFuel(f uint64) string {
+	for _, u := range []struct {
+		n    uint64
+		name string
+	}{{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}} {
+		if f >= u.n {
+			if f%u.n == 0 {
+				return fmt.Sprintf("%d%s fuel units", f/u.n, u.name)
+			}
+			return fmt.Sprintf("%.1f%s fuel units", float64(f)/float64(u.n), u.name)
+		}
+	}
+	if f == 1 {
+		return "1 fuel unit"
+	}
+	return fmt.Sprintf("%d fuel units", f)
 }
 
 type eofReader struct{}

@@ -44,27 +44,44 @@ const wasmtimeVersion = "39.0.1"
 // task's timeout or cancellation stops its guest within about one tick.
 const epochTick = 5 * time.Millisecond
 
-// wasmtimeEngine runs modules on wasmtime: one Engine and Linker for the
-// host, a fresh Store per task. Memory limits are per store (Store.Limiter);
-// timeouts and cancellation use epoch interruption: a goroutine advances
-// the epoch every epochTick while tasks run, and every store's deadline is
-// one tick ahead, with a callback (wasmtime_epoch.c) that stops the guest
-// when its task's context is done and otherwise extends the deadline.
+// wasmtimeEngine runs modules on wasmtime: a fresh Store per task, in one
+// of two configurations (wasmtimeConfig). Memory limits are per store
+// (Store.Limiter); timeouts and cancellation use epoch interruption: a
+// goroutine advances the epoch every epochTick while tasks run, and every
+// store's deadline is one tick ahead, with a callback (wasmtime_epoch.c) that
+// stops the guest when its task's context is done and otherwise extends the
+// deadline.
+//
+// CPU limits use fuel, which changes the compiled code and slows guests
+// down (CPython's `-c pass`: +31 to +38 %, see BenchmarkEngines), so only
+// tasks with a CPU limit pay for it: they run in a second configuration,
+// identical but for fuel, created when the first of them runs, with its own
+// compiled modules and serialized-module directory (an artifact loads only
+// into an engine configured alike).
 type wasmtimeEngine struct {
-	engine   *wasmtime.Engine
-	linker   *wasmtime.Linker
-	cacheDir string // serialized modules; "" = none
+	cacheRoot string          // the host's cache directory; "" = none
+	plain     *wasmtimeConfig // fuel off: tasks without a CPU limit
+	fuel      *wasmtimeConfig // fuel on: tasks with one; nil until the first (mu)
 
 	closing   context.Context // cancelled by close: running tasks stop
 	stopTasks context.CancelFunc
 
 	mu      sync.Mutex
-	modules map[string]*wasmtimeModule // by module digest
 	closed  bool
 	active  int  // tasks running
 	ticking bool // the epoch goroutine runs
 	running sync.WaitGroup
 	ticker  sync.WaitGroup
+}
+
+// wasmtimeConfig is one wasmtime Engine, with its Linker, its directory of
+// serialized modules and the modules it compiled.
+type wasmtimeConfig struct {
+	fuel     bool // fuel metering is on: stores must be given fuel
+	engine   *wasmtime.Engine
+	linker   *wasmtime.Linker
+	cacheDir string                     // serialized modules; "" = none
+	modules  map[string]*wasmtimeModule // by module digest; wasmtimeEngine.mu guards it
 }
 
 type wasmtimeModule struct {
@@ -75,46 +92,93 @@ type wasmtimeModule struct {
 	err      error
 }
 
-// wasmtimeSettings describes everything in the engine's configuration that
-// changes compiled code; its hash keys the directory of serialized modules.
-func wasmtimeSettings() string {
-	return fmt.Sprintf("wasmtime=%s os=%s arch=%s epoch=on fuel=off debuginfo=off opt=speed strategy=cranelift",
-		wasmtimeVersion, goruntime.GOOS, goruntime.GOARCH)
+// wasmtimeSettings describes everything in a configuration that changes
+// compiled code; its hash keys the directory of serialized modules.
+func wasmtimeSettings(fuel bool) string {
+	return fmt.Sprintf("wasmtime=%s os=%s arch=%s epoch=on fuel=%s debuginfo=off opt=speed strategy=cranelift",
+		wasmtimeVersion, goruntime.GOOS, goruntime.GOARCH, map[bool]string{false: "off", true: "on"}[fuel])
 }
 
 func newWasmtimeEngine(c hostConfig) (*wasmtimeEngine, error) {
+	plain, err := newWasmtimeConfig(c.cacheDir, false)
+	if err != nil {
+		return nil, err
+	}
+	probe := wasmtime.NewStore(plain.engine)
+	ok := storePointer(probe) != nil
+	probe.Close()
+	if !ok {
+		plain.close()
+		return nil, errors.New("the wasmtime engine cannot reach wasmtime-go's store pointer (has its Store type changed?)")
+	}
+	e := &wasmtimeEngine{cacheRoot: c.cacheDir, plain: plain}
+	e.closing, e.stopTasks = context.WithCancel(context.Background())
+	return e, nil
+}
+
+// newWasmtimeConfig creates an Engine and its Linker, with fuel metering on
+// or off and everything else as wasmtimeSettings says (wasmtime aborts the
+// process on an invalid combination: change one only with the other).
+func newWasmtimeConfig(cacheRoot string, fuel bool) (*wasmtimeConfig, error) {
 	cfg := wasmtime.NewConfig()
 	cfg.SetEpochInterruption(true)
-	cfg.SetConsumeFuel(false)
+	cfg.SetConsumeFuel(fuel)
 	cfg.SetDebugInfo(false)
 	cfg.SetCraneliftOptLevel(wasmtime.OptLevelSpeed)
 	cfg.SetStrategy(wasmtime.StrategyCranelift)
 	eng := wasmtime.NewEngineWithConfig(cfg)
 
-	e := &wasmtimeEngine{engine: eng, modules: map[string]*wasmtimeModule{}}
-	if c.cacheDir != "" {
-		sum := sha256.Sum256([]byte(wasmtimeSettings()))
-		e.cacheDir = filepath.Join(c.cacheDir, "wasmtime-"+wasmtimeVersion+"-"+hex.EncodeToString(sum[:6]))
-		if err := os.MkdirAll(e.cacheDir, 0o755); err != nil {
+	c := &wasmtimeConfig{fuel: fuel, engine: eng, modules: map[string]*wasmtimeModule{}}
+	if cacheRoot != "" {
+		sum := sha256.Sum256([]byte(wasmtimeSettings(fuel)))
+		c.cacheDir = filepath.Join(cacheRoot, "wasmtime-"+wasmtimeVersion+"-"+hex.EncodeToString(sum[:6]))
+		if err := os.MkdirAll(c.cacheDir, 0o755); err != nil {
 			eng.Close()
-			return nil, fmt.Errorf("creating the module cache %s: %w", e.cacheDir, err)
+			return nil, fmt.Errorf("creating the module cache %s: %w", c.cacheDir, err)
 		}
-	}
-	probe := wasmtime.NewStore(eng)
-	ok := storePointer(probe) != nil
-	probe.Close()
-	if !ok {
-		eng.Close()
-		return nil, errors.New("the wasmtime engine cannot reach wasmtime-go's store pointer (has its Store type changed?)")
 	}
 	linker, err := newWasmtimeLinker(eng)
 	if err != nil {
 		eng.Close()
 		return nil, err
 	}
-	e.linker = linker
-	e.closing, e.stopTasks = context.WithCancel(context.Background())
-	return e, nil
+	c.linker = linker
+	return c, nil
+}
+
+// close releases the configuration's modules, Linker and Engine; no task
+// may be running in it.
+func (c *wasmtimeConfig) close() {
+	for _, m := range c.modules {
+		<-m.ready
+		if m.mod != nil {
+			m.mod.Close()
+		}
+	}
+	c.modules = nil
+	c.linker.Close()
+	c.engine.Close()
+}
+
+// config is the configuration p's tasks run in, creating the fuel-metered
+// one for the first task with a CPU limit.
+func (e *wasmtimeEngine) config(p Policy) (*wasmtimeConfig, error) {
+	if p.CPU == 0 {
+		return e.plain, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, errors.New("runtime host is closed")
+	}
+	if e.fuel == nil {
+		c, err := newWasmtimeConfig(e.cacheRoot, true)
+		if err != nil {
+			return nil, err
+		}
+		e.fuel = c
+	}
+	return e.fuel, nil
 }
 
 func (e *wasmtimeEngine) name() string { return engineWasmtime }
@@ -132,45 +196,42 @@ func (e *wasmtimeEngine) close(context.Context) error {
 	e.ticker.Wait()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, m := range e.modules {
-		<-m.ready
-		if m.mod != nil {
-			m.mod.Close()
-		}
+	e.plain.close()
+	if e.fuel != nil {
+		e.fuel.close()
 	}
-	e.modules = nil
-	e.linker.Close()
-	e.engine.Close()
 	return nil
 }
 
+// compile compiles m without fuel, for the tasks without a CPU limit; the
+// first task with one compiles it again, with fuel.
 func (e *wasmtimeEngine) compile(_ context.Context, m *Module) ([]funcImport, error) {
-	wm, err := e.module(m)
+	wm, err := e.module(e.plain, m)
 	if err != nil {
 		return nil, err
 	}
 	return wm.imports, nil
 }
 
-// module returns m compiled, compiling it (or loading it from the disk
+// module returns m compiled in c, compiling it (or loading it from the disk
 // cache) once however many tasks ask at the same time.
-func (e *wasmtimeEngine) module(m *Module) (*wasmtimeModule, error) {
+func (e *wasmtimeEngine) module(c *wasmtimeConfig, m *Module) (*wasmtimeModule, error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return nil, errors.New("runtime host is closed")
 	}
-	wm, ok := e.modules[m.Digest]
+	wm, ok := c.modules[m.Digest]
 	if ok {
 		e.mu.Unlock()
 		<-wm.ready
 		return wm, wm.err
 	}
 	wm = &wasmtimeModule{ready: make(chan struct{})}
-	e.modules[m.Digest] = wm
+	c.modules[m.Digest] = wm
 	e.mu.Unlock()
 
-	wm.mod, wm.fromDisk, wm.err = e.build(m)
+	wm.mod, wm.fromDisk, wm.err = c.build(m)
 	if wm.err == nil {
 		for _, it := range wm.mod.Imports() {
 			if it.Type().FuncType() == nil {
@@ -186,8 +247,8 @@ func (e *wasmtimeEngine) module(m *Module) (*wasmtimeModule, error) {
 	close(wm.ready)
 	if wm.err != nil {
 		e.mu.Lock()
-		if e.modules[m.Digest] == wm {
-			delete(e.modules, m.Digest)
+		if c.modules[m.Digest] == wm {
+			delete(c.modules, m.Digest)
 		}
 		e.mu.Unlock()
 	}
@@ -195,20 +256,20 @@ func (e *wasmtimeEngine) module(m *Module) (*wasmtimeModule, error) {
 }
 
 // build compiles m, or loads it from the cache directory (fromDisk).
-func (e *wasmtimeEngine) build(m *Module) (mod *wasmtime.Module, fromDisk bool, err error) {
+func (c *wasmtimeConfig) build(m *Module) (mod *wasmtime.Module, fromDisk bool, err error) {
 	path := ""
-	if e.cacheDir != "" {
-		path = filepath.Join(e.cacheDir, m.Digest+".cwasm")
+	if c.cacheDir != "" {
+		path = filepath.Join(c.cacheDir, m.Digest+".cwasm")
 		if _, err := os.Stat(path); err == nil {
 			// Mapped, not read: the file must be replaced (atomicfile renames),
 			// never rewritten in place while a host has it loaded. A stale or
 			// foreign artifact is refused, then replaced.
-			if mod, err := wasmtime.NewModuleDeserializeFile(e.engine, path); err == nil {
+			if mod, err := wasmtime.NewModuleDeserializeFile(c.engine, path); err == nil {
 				return mod, true, nil
 			}
 		}
 	}
-	mod, err = wasmtime.NewModule(e.engine, m.bin)
+	mod, err = wasmtime.NewModule(c.engine, m.bin)
 	if err != nil {
 		return nil, false, fmt.Errorf("module %s is not a valid WebAssembly module: %w", m.Name, err)
 	}
@@ -245,7 +306,8 @@ func (e *wasmtimeEngine) leave() {
 	e.running.Done()
 }
 
-// tick advances the epoch every epochTick while any task runs.
+// tick advances the epoch of every configuration every epochTick while any
+// task runs.
 func (e *wasmtimeEngine) tick() {
 	defer e.ticker.Done()
 	t := time.NewTicker(epochTick)
@@ -257,8 +319,12 @@ func (e *wasmtimeEngine) tick() {
 			e.mu.Unlock()
 			return
 		}
+		fuel := e.fuel
 		e.mu.Unlock()
-		e.engine.IncrementEpoch()
+		e.plain.engine.IncrementEpoch()
+		if fuel != nil {
+			fuel.engine.IncrementEpoch()
+		}
 	}
 }
 
@@ -283,7 +349,11 @@ func (st *wasmtimeTask) stop(err error) *wasmtime.Trap {
 }
 
 func (e *wasmtimeEngine) run(ctx context.Context, t Task) (*Result, error) {
-	wm, err := e.module(t.Module)
+	c, err := e.config(t.Policy)
+	if err != nil {
+		return nil, err
+	}
+	wm, err := e.module(c, t.Module)
 	if err != nil {
 		return nil, err
 	}
@@ -310,16 +380,26 @@ func (e *wasmtimeEngine) run(ctx context.Context, t Task) (*Result, error) {
 	st := &wasmtimeTask{ctx: runCtx, session: t.Session}
 	handle := cgo.NewHandle(st) // for the epoch callback
 	defer handle.Delete()
-	store := wasmtime.NewStoreWithData(e.engine, st)
+	store := wasmtime.NewStoreWithData(c.engine, st)
 	defer store.Close() // closes the guest's ends of stdout and stderr
 	store.SetWasi(wasi)
 	store.Limiter(int64(limit), -1, -1, -1, -1)
 	C.ork_set_epoch_callback(storePointer(store), C.uintptr_t(handle))
 	goruntime.KeepAlive(store)
 	store.SetEpochDeadline(1)
+	var fuel uint64 // the store's fuel before the guest runs
+	if c.fuel {
+		if err := store.SetFuel(t.Policy.CPU); err != nil {
+			return nil, fmt.Errorf("giving the task its fuel: %w", err)
+		}
+		// As wasmtime has it: it may keep less than it was given.
+		if fuel, err = store.GetFuel(); err != nil {
+			return nil, fmt.Errorf("reading the task's fuel: %w", err)
+		}
+	}
 
 	start := time.Now()
-	inst, err := e.linker.Instantiate(store, wm.mod)
+	inst, err := c.linker.Instantiate(store, wm.mod)
 	if err != nil {
 		return nil, fmt.Errorf("instantiating module %s: %w", t.Module.Name, err)
 	}
@@ -330,6 +410,11 @@ func (e *wasmtimeEngine) run(ctx context.Context, t Task) (*Result, error) {
 	res := &Result{}
 	_, callErr := entry.Call(store)
 	res.Duration = time.Since(start)
+	if c.fuel {
+		if left, err := store.GetFuel(); err == nil && left <= fuel {
+			res.Fuel = fuel - left
+		}
+	}
 	if ext := inst.GetExport(store, "memory"); ext != nil && !st.interrupted {
 		if mem := ext.Memory(); mem != nil {
 			res.MemoryBytes = uint64(mem.DataSize(store))
@@ -371,6 +456,9 @@ func (st *wasmtimeTask) guestError(err error) guestError {
 	var trap *wasmtime.Trap
 	if errors.As(err, &trap) {
 		g := guestError{kind: stopTrap, message: trapMessage(trap)}
+		if c := trap.Code(); c != nil && *c == trapOutOfFuel {
+			g.kind = stopFuel // raised by fuel metering only: never the guest's own trap
+		}
 		if frames := trap.Frames(); len(frames) > 0 {
 			g.function = frameName(frames[0])
 		}
@@ -379,6 +467,14 @@ func (st *wasmtimeTask) guestError(err error) guestError {
 	first, _, _ := strings.Cut(err.Error(), "\n")
 	return guestError{kind: stopTrap, message: first}
 }
+
+// trapOutOfFuel is the code of the trap wasmtime raises when a store runs
+// out of fuel: WASMTIME_TRAP_CODE_OUT_OF_FUEL, 12 in the C API of wasmtime
+// 39 (wasmtime/trap.h). Not wasmtime-go's wasmtime.OutOfFuel, which is 11:
+// its list of codes misses WASMTIME_TRAP_CODE_ALWAYS_TRAP_ADAPTER, so from
+// OutOfFuel on its constants are one lower than the codes Trap.Code returns.
+// TestWasmtimeOutOfFuelTrap checks the value against a real trap.
+const trapOutOfFuel wasmtime.TrapCode = 12
 
 // trapMessage says what trapped as wazero words it, e.g. "unreachable".
 func trapMessage(t *wasmtime.Trap) string {
@@ -404,7 +500,7 @@ func trapMessage(t *wasmtime.Trap) string {
 			return "unreachable"
 		case wasmtime.Interrupt:
 			return "interrupted"
-		case wasmtime.OutOfFuel:
+		case trapOutOfFuel:
 			return "out of fuel"
 		}
 	}

@@ -147,6 +147,9 @@ func (e *wazeroEngine) compiled(ctx context.Context, m *Module, pages uint32) (w
 }
 
 func (e *wazeroEngine) run(ctx context.Context, t Task) (*Result, error) {
+	if t.Policy.CPU > 0 {
+		return nil, errCPUNeedsWasmtime
+	}
 	pages := t.Policy.memoryPages()
 	cm, err := e.compiled(ctx, t.Module, pages)
 	if err != nil {
@@ -245,6 +248,9 @@ func (h *Host) RunSnapshot(ctx context.Context, snap *pysnap.Snapshot, t Task, c
 	eng, err := h.SnapshotEngine(ctx, t.Policy)
 	if err != nil {
 		return nil, err
+	}
+	if t.Policy.CPU > 0 { // snapshots run on wazero
+		return nil, errCPUNeedsWasmtime
 	}
 	mounts := make([]pysnap.Mount, len(t.Policy.Mounts))
 	for i, m := range t.Policy.Mounts {
