@@ -58,7 +58,7 @@ type TaskResult struct {
 	Error      *string         `json:"error"`
 	Metrics    []abi.Metric    `json:"metrics"`
 	// Reason says why the task did not succeed: exit, trap, abi, memory,
-	// timeout, cancelled, interrupted or host; "" otherwise.
+	// timeout, cpu, cancelled, interrupted or host; "" otherwise.
 	Reason string `json:"reason,omitempty"`
 	// Engine is the WebAssembly engine that ran the task (wazero or
 	// wasmtime); "" for a task that did not run.
@@ -271,6 +271,10 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 	}
 	return p, nil
 }
+
+// FuelMetric is the metric a task on a CPU limit (sandbox.cpu) records: the
+// fuel it consumed, labelled with its task and workflow.
+const FuelMetric = "ork_fuel"
 
 // pythonKey keys the interpreter among the runner's modules.
 const pythonKey = "\x00python"
@@ -679,7 +683,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	}, "ork/"+opts.Version, tl)
 
 	sb := pt.executor.Sandbox
-	policy := runtime.Policy{MemoryBytes: sb.MemoryBytes, Timeout: sb.Timeout}
+	policy := runtime.Policy{MemoryBytes: sb.MemoryBytes, Timeout: sb.Timeout, CPU: sb.CPU}
 	if pt.task.Timeout > 0 {
 		policy.Timeout = pt.task.Timeout
 	}
@@ -736,6 +740,11 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	stdout.Flush()
 	stderr.Flush()
 	res.Metrics = append(res.Metrics, sess.Metrics()...)
+	if out != nil && out.Fuel > 0 {
+		// What the task burned, for usage accounting (sandbox.cpu).
+		res.Metrics = append(res.Metrics, abi.Metric{Name: FuelMetric, Value: float64(out.Fuel),
+			Labels: map[string]string{"task": name, "workflow": wf.Name}})
+	}
 	if err != nil {
 		return fail(runtime.ReasonExit, err.Error())
 	}
@@ -765,7 +774,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 // limit or the host stopped it.
 func failureMessage(f *runtime.Failure, rep *abi.ErrorReport, lastStderr []string) string {
 	switch f.Reason {
-	case runtime.ReasonTimeout, runtime.ReasonMemory, runtime.ReasonCancelled, runtime.ReasonABI:
+	case runtime.ReasonTimeout, runtime.ReasonMemory, runtime.ReasonCPU, runtime.ReasonCancelled, runtime.ReasonABI:
 		return f.Message
 	}
 	if rep != nil {
