@@ -24,6 +24,7 @@ import (
 	"runtime/cgo"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -31,6 +32,7 @@ import (
 
 	"github.com/orkrun/ork/abi"
 	"github.com/orkrun/ork/internal/atomicfile"
+	"github.com/orkrun/ork/internal/pysnap"
 )
 
 const wasmtimeAvailable = true
@@ -58,8 +60,18 @@ type wasmtimeEngine struct {
 	closing   context.Context // cancelled by close: running tasks stop
 	stopTasks context.CancelFunc
 
+	cfg hostConfig // for the wazero engine of snapshot boots
+
+	// Python snapshots (wasmtime_snapshot.go).
+	bake         func(*pysnap.Snapshot) ([]byte, error) // pysnap.Snapshot.Bake; tests replace it
+	bakeCompiles atomic.Int64                           // baked modules compiled (not loaded from disk)
+	bootMu       sync.Mutex
+	boot         *wazeroEngine // boots snapshots; lazily
+	bootClosed   bool
+
 	mu      sync.Mutex
 	modules map[string]*wasmtimeModule // by module digest
+	baked   map[string]*bakedSnapshot  // by pysnap.Snapshot.BakedKey
 	closed  bool
 	active  int  // tasks running
 	ticking bool // the epoch goroutine runs
@@ -91,7 +103,8 @@ func newWasmtimeEngine(c hostConfig) (*wasmtimeEngine, error) {
 	cfg.SetStrategy(wasmtime.StrategyCranelift)
 	eng := wasmtime.NewEngineWithConfig(cfg)
 
-	e := &wasmtimeEngine{engine: eng, modules: map[string]*wasmtimeModule{}}
+	e := &wasmtimeEngine{engine: eng, cfg: c, modules: map[string]*wasmtimeModule{}, baked: map[string]*bakedSnapshot{},
+		bake: (*pysnap.Snapshot).Bake}
 	if c.cacheDir != "" {
 		sum := sha256.Sum256([]byte(wasmtimeSettings()))
 		e.cacheDir = filepath.Join(c.cacheDir, "wasmtime-"+wasmtimeVersion+"-"+hex.EncodeToString(sum[:6]))
@@ -119,7 +132,7 @@ func newWasmtimeEngine(c hostConfig) (*wasmtimeEngine, error) {
 
 func (e *wasmtimeEngine) name() string { return engineWasmtime }
 
-func (e *wasmtimeEngine) close(context.Context) error {
+func (e *wasmtimeEngine) close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -139,9 +152,16 @@ func (e *wasmtimeEngine) close(context.Context) error {
 		}
 	}
 	e.modules = nil
+	for _, b := range e.baked {
+		<-b.ready
+		if b.mod != nil {
+			b.mod.Close()
+		}
+	}
+	e.baked = nil
 	e.linker.Close()
 	e.engine.Close()
-	return nil
+	return e.closeBoot(ctx)
 }
 
 func (e *wasmtimeEngine) compile(_ context.Context, m *Module) ([]funcImport, error) {
@@ -308,15 +328,8 @@ func (e *wasmtimeEngine) run(ctx context.Context, t Task) (*Result, error) {
 	}
 
 	st := &wasmtimeTask{ctx: runCtx, session: t.Session}
-	handle := cgo.NewHandle(st) // for the epoch callback
-	defer handle.Delete()
-	store := wasmtime.NewStoreWithData(e.engine, st)
-	defer store.Close() // closes the guest's ends of stdout and stderr
-	store.SetWasi(wasi)
-	store.Limiter(int64(limit), -1, -1, -1, -1)
-	C.ork_set_epoch_callback(storePointer(store), C.uintptr_t(handle))
-	goruntime.KeepAlive(store)
-	store.SetEpochDeadline(1)
+	store, release := e.newStore(st, wasi, limit)
+	defer release() // closes the guest's ends of stdout and stderr
 
 	start := time.Now()
 	inst, err := e.linker.Instantiate(store, wm.mod)
@@ -342,6 +355,23 @@ func (e *wasmtimeEngine) run(ctx context.Context, t Task) (*Result, error) {
 		res.Failure = classify(ctx, t, st.guestError(callErr), res.MemoryBytes, limit, stderr.String())
 	}
 	return res, nil
+}
+
+// newStore is the store of one task: its WASI, memory limit and epoch
+// callback. release closes it (and the guest's ends of its stdio); calling
+// store.Close before it is fine.
+func (e *wasmtimeEngine) newStore(st *wasmtimeTask, wasi *wasmtime.WasiConfig, limit uint64) (store *wasmtime.Store, release func()) {
+	handle := cgo.NewHandle(st) // for the epoch callback
+	store = wasmtime.NewStoreWithData(e.engine, st)
+	store.SetWasi(wasi)
+	store.Limiter(int64(limit), -1, -1, -1, -1)
+	C.ork_set_epoch_callback(storePointer(store), C.uintptr_t(handle))
+	goruntime.KeepAlive(store)
+	store.SetEpochDeadline(1)
+	return store, func() {
+		store.Close()
+		handle.Delete()
+	}
 }
 
 // guestError describes how the guest's _start failed.
