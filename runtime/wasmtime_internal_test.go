@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
@@ -114,8 +115,12 @@ func TestWasmtimeSnapshotCache(t *testing.T) {
 		t.Cleanup(func() { _ = h.Close(ctx) })
 		snap, py := buildSnapshot(t, h, filepath.Join(dir, "pysnap"))
 		assert.Equal(t, i == 1, snap.FromCache, "the second host boots again")
-		for range 2 {
+		for j := range 2 {
+			start := time.Now()
 			res, out, err := runFromSnapshot(t, h, snap, py, "print('hello')")
+			if j == 0 {
+				t.Logf("host %d: first task in %v (baking, compiling or loading, self-test)", i, time.Since(start))
+			}
 			require.NoError(t, err)
 			require.Nil(t, res.Failure, out)
 			assert.Equal(t, "hello\n", out)
@@ -128,6 +133,9 @@ func TestWasmtimeSnapshotCache(t *testing.T) {
 		matches, err := filepath.Glob(filepath.Join(dir, "wasmtime-"+wasmtimeVersion+"-*", "pysnap-"+snap.BakedKey()[:32]+".cwasm"))
 		require.NoError(t, err)
 		require.Len(t, matches, 1)
+		if fi, err := os.Stat(matches[0]); err == nil {
+			t.Logf("serialized baked module: %d bytes", fi.Size())
+		}
 		if i == 0 {
 			first = matches[0]
 		} else {
