@@ -1,6 +1,10 @@
 package runtime
 
-import "context"
+import (
+	"context"
+
+	"github.com/orkrun/ork/internal/pysnap"
+)
 
 // engine is what a Host needs from a WebAssembly engine. There are two:
 // wazeroEngine (wazero.go) and wasmtimeEngine (wasmtime.go, cgo builds only).
@@ -20,6 +24,13 @@ type engine interface {
 	compile(ctx context.Context, m *Module) ([]funcImport, error)
 	// run executes a task in a fresh instance, as Host.Run documents.
 	run(ctx context.Context, t Task) (*Result, error)
+	// snapshotEngine is the pysnap engine that builds Python snapshots for
+	// tasks with a memory limit of pages (snapshot.go).
+	snapshotEngine(ctx context.Context, pages uint32) (*pysnap.Engine, error)
+	// startSnapshot runs the task of spec from snap under runCtx (the task's
+	// timeout and session), with t's policy. The error is for host-side
+	// problems: the task did not run.
+	startSnapshot(ctx, runCtx context.Context, snap *pysnap.Snapshot, t Task, spec pysnap.TaskSpec) (*snapshotRun, error)
 	// close releases everything the engine created; later calls fail.
 	close(ctx context.Context) error
 }

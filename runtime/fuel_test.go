@@ -138,6 +138,4 @@ func TestWazeroRefusesCPULimits(t *testing.T) {
 	_, ran := sess.Output()
 	assert.False(t, ran, "the task ran")
 
-	_, err = f.host.RunSnapshot(context.Background(), nil, runtime.Task{Policy: runtime.Policy{CPU: 1}}, "pass", nil)
-	require.EqualError(t, err, want)
 }

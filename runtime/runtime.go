@@ -279,12 +279,6 @@ func (h *Host) Run(ctx context.Context, t Task) (*Result, error) {
 // cannot count instructions, and must not run the task unmetered.
 var errCPUNeedsWasmtime = errors.New("sandbox.cpu needs the wasmtime engine; wazero enforces wall time (sandbox.timeout) only")
 
-// errNoSnapshots is what the snapshot API answers on engines without it.
-func errNoSnapshots(engine string) error {
-	//lint:ignore ST1005 Python is a name
-	return fmt.Errorf("Python snapshots are not available on the %s engine yet (use engine %s, or start the task cold)", engine, engineWazero)
-}
-
 // stopKind says how a guest's run ended early.
 type stopKind int
 

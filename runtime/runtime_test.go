@@ -43,12 +43,6 @@ var (
 	fixtures = map[string]*fixture{}
 )
 
-// setup is the fixture of the default engine.
-func setup(t *testing.T) *fixture {
-	t.Helper()
-	return setupEngine(t, runtime.DefaultEngine)
-}
-
 // setupEngine is a host on the named engine, with the probe loaded, shared
 // by every test of the process.
 func setupEngine(t testing.TB, engine string) *fixture {

@@ -24,6 +24,7 @@ import (
 	"runtime/cgo"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -31,6 +32,7 @@ import (
 
 	"github.com/orkrun/ork/abi"
 	"github.com/orkrun/ork/internal/atomicfile"
+	"github.com/orkrun/ork/internal/pysnap"
 )
 
 const wasmtimeAvailable = true
@@ -66,6 +68,15 @@ type wasmtimeEngine struct {
 	closing   context.Context // cancelled by close: running tasks stop
 	stopTasks context.CancelFunc
 
+	cfg hostConfig // for the wazero engine of snapshot boots
+
+	// Python snapshots (wasmtime_snapshot.go).
+	bake         func(*pysnap.Snapshot) ([]byte, error) // pysnap.Snapshot.Bake; tests replace it
+	bakeCompiles atomic.Int64                           // baked modules compiled (not loaded from disk)
+	bootMu       sync.Mutex
+	boot         *wazeroEngine // boots snapshots; lazily
+	bootClosed   bool
+
 	mu      sync.Mutex
 	closed  bool
 	active  int  // tasks running
@@ -82,6 +93,7 @@ type wasmtimeConfig struct {
 	linker   *wasmtime.Linker
 	cacheDir string                     // serialized modules; "" = none
 	modules  map[string]*wasmtimeModule // by module digest; wasmtimeEngine.mu guards it
+	baked    map[string]*bakedSnapshot  // Python snapshots, by pysnap.Snapshot.BakedKey; wasmtimeEngine.mu guards it
 }
 
 type wasmtimeModule struct {
@@ -111,7 +123,7 @@ func newWasmtimeEngine(c hostConfig) (*wasmtimeEngine, error) {
 		plain.close()
 		return nil, errors.New("the wasmtime engine cannot reach wasmtime-go's store pointer (has its Store type changed?)")
 	}
-	e := &wasmtimeEngine{cacheRoot: c.cacheDir, plain: plain}
+	e := &wasmtimeEngine{cacheRoot: c.cacheDir, plain: plain, cfg: c, bake: (*pysnap.Snapshot).Bake}
 	e.closing, e.stopTasks = context.WithCancel(context.Background())
 	return e, nil
 }
@@ -128,7 +140,7 @@ func newWasmtimeConfig(cacheRoot string, fuel bool) (*wasmtimeConfig, error) {
 	cfg.SetStrategy(wasmtime.StrategyCranelift)
 	eng := wasmtime.NewEngineWithConfig(cfg)
 
-	c := &wasmtimeConfig{fuel: fuel, engine: eng, modules: map[string]*wasmtimeModule{}}
+	c := &wasmtimeConfig{fuel: fuel, engine: eng, modules: map[string]*wasmtimeModule{}, baked: map[string]*bakedSnapshot{}}
 	if cacheRoot != "" {
 		sum := sha256.Sum256([]byte(wasmtimeSettings(fuel)))
 		c.cacheDir = filepath.Join(cacheRoot, "wasmtime-"+wasmtimeVersion+"-"+hex.EncodeToString(sum[:6]))
@@ -156,6 +168,13 @@ func (c *wasmtimeConfig) close() {
 		}
 	}
 	c.modules = nil
+	for _, b := range c.baked {
+		<-b.ready
+		if b.mod != nil {
+			b.mod.Close()
+		}
+	}
+	c.baked = nil
 	c.linker.Close()
 	c.engine.Close()
 }
@@ -183,7 +202,7 @@ func (e *wasmtimeEngine) config(p Policy) (*wasmtimeConfig, error) {
 
 func (e *wasmtimeEngine) name() string { return engineWasmtime }
 
-func (e *wasmtimeEngine) close(context.Context) error {
+func (e *wasmtimeEngine) close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -200,7 +219,7 @@ func (e *wasmtimeEngine) close(context.Context) error {
 	if e.fuel != nil {
 		e.fuel.close()
 	}
-	return nil
+	return e.closeBoot(ctx)
 }
 
 // compile compiles m without fuel, for the tasks without a CPU limit; the
@@ -378,25 +397,11 @@ func (e *wasmtimeEngine) run(ctx context.Context, t Task) (*Result, error) {
 	}
 
 	st := &wasmtimeTask{ctx: runCtx, session: t.Session}
-	handle := cgo.NewHandle(st) // for the epoch callback
-	defer handle.Delete()
-	store := wasmtime.NewStoreWithData(c.engine, st)
-	defer store.Close() // closes the guest's ends of stdout and stderr
-	store.SetWasi(wasi)
-	store.Limiter(int64(limit), -1, -1, -1, -1)
-	C.ork_set_epoch_callback(storePointer(store), C.uintptr_t(handle))
-	goruntime.KeepAlive(store)
-	store.SetEpochDeadline(1)
-	var fuel uint64 // the store's fuel before the guest runs
-	if c.fuel {
-		if err := store.SetFuel(t.Policy.CPU); err != nil {
-			return nil, fmt.Errorf("giving the task its fuel: %w", err)
-		}
-		// As wasmtime has it: it may keep less than it was given.
-		if fuel, err = store.GetFuel(); err != nil {
-			return nil, fmt.Errorf("reading the task's fuel: %w", err)
-		}
+	store, fuel, release, err := e.newStore(c, st, wasi, limit, t.Policy.CPU)
+	if err != nil {
+		return nil, err
 	}
+	defer release() // closes the guest's ends of stdout and stderr
 
 	start := time.Now()
 	inst, err := c.linker.Instantiate(store, wm.mod)
@@ -410,11 +415,7 @@ func (e *wasmtimeEngine) run(ctx context.Context, t Task) (*Result, error) {
 	res := &Result{}
 	_, callErr := entry.Call(store)
 	res.Duration = time.Since(start)
-	if c.fuel {
-		if left, err := store.GetFuel(); err == nil && left <= fuel {
-			res.Fuel = fuel - left
-		}
-	}
+	res.Fuel = fuelUsed(c, store, fuel)
 	if ext := inst.GetExport(store, "memory"); ext != nil && !st.interrupted {
 		if mem := ext.Memory(); mem != nil {
 			res.MemoryBytes = uint64(mem.DataSize(store))
@@ -427,6 +428,48 @@ func (e *wasmtimeEngine) run(ctx context.Context, t Task) (*Result, error) {
 		res.Failure = classify(ctx, t, st.guestError(callErr), res.MemoryBytes, limit, stderr.String())
 	}
 	return res, nil
+}
+
+// newStore is the store of one task in configuration c: its WASI, memory
+// limit, epoch callback and, in the fuel configuration, its cpu fuel
+// (returning the fuel it holds before the guest runs). release closes it
+// (and the guest's ends of its stdio); calling store.Close before it is
+// fine.
+func (e *wasmtimeEngine) newStore(c *wasmtimeConfig, st *wasmtimeTask, wasi *wasmtime.WasiConfig, limit, cpu uint64) (store *wasmtime.Store, fuel uint64, release func(), err error) {
+	handle := cgo.NewHandle(st) // for the epoch callback
+	store = wasmtime.NewStoreWithData(c.engine, st)
+	release = func() {
+		store.Close()
+		handle.Delete()
+	}
+	store.SetWasi(wasi)
+	store.Limiter(int64(limit), -1, -1, -1, -1)
+	C.ork_set_epoch_callback(storePointer(store), C.uintptr_t(handle))
+	goruntime.KeepAlive(store)
+	store.SetEpochDeadline(1)
+	if c.fuel {
+		if err := store.SetFuel(cpu); err != nil {
+			release()
+			return nil, 0, nil, fmt.Errorf("giving the task its fuel: %w", err)
+		}
+		// As wasmtime has it: it may keep less than it was given.
+		if fuel, err = store.GetFuel(); err != nil {
+			release()
+			return nil, 0, nil, fmt.Errorf("reading the task's fuel: %w", err)
+		}
+	}
+	return store, fuel, release, nil
+}
+
+// fuelUsed is what the guest of store burned of the fuel it had before.
+func fuelUsed(c *wasmtimeConfig, store *wasmtime.Store, before uint64) uint64 {
+	if !c.fuel {
+		return 0
+	}
+	if left, err := store.GetFuel(); err == nil && left <= before {
+		return before - left
+	}
+	return 0
 }
 
 // guestError describes how the guest's _start failed.

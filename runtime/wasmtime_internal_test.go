@@ -3,16 +3,22 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orkrun/ork/abi"
+	"github.com/orkrun/ork/internal/pyruntime"
+	"github.com/orkrun/ork/internal/pysnap"
 	"github.com/orkrun/ork/internal/testguests"
 )
 
@@ -66,14 +72,129 @@ func TestWasmtimeDiskCache(t *testing.T) {
 	assert.True(t, wm.fromDisk, "the broken artifact was not replaced")
 }
 
-func TestWasmtimeHasNoSnapshotsYet(t *testing.T) {
+// buildSnapshot boots a snapshot for h (on its wazero boot engine), with an
+// image cache in dir, and returns it with the interpreter loaded on h.
+func buildSnapshot(t *testing.T, h *Host, dir string) (*pysnap.Snapshot, *Module) {
+	t.Helper()
+	bin, err := pyruntime.Wasm()
+	if err != nil {
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	py, err := h.LoadInterpreter(ctx, "python.wasm", bin)
+	require.NoError(t, err)
+	p, err := pysnap.Prepare(bin)
+	require.NoError(t, err)
+	eng, err := h.SnapshotEngine(ctx, Policy{})
+	require.NoError(t, err)
+	snap, err := pysnap.Build(ctx, eng, p, pysnap.BootSpec{Mounts: []pysnap.Mount{{GuestPath: "/"}}, CacheDir: dir})
+	require.NoError(t, err)
+	t.Cleanup(snap.Close)
+	return snap, py
+}
+
+func runFromSnapshot(t *testing.T, h *Host, snap *pysnap.Snapshot, py *Module, code string) (*Result, string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	res, err := h.RunSnapshot(context.Background(), snap, Task{Module: py, Session: abi.NewSession(abi.Task{}, "ork/test", nil),
+		Stdout: &out, Stderr: &out, Policy: Policy{Mounts: []Mount{{HostPath: t.TempDir(), GuestPath: "/"}}}}, code, nil)
+	return res, out.String(), err
+}
+
+// TestWasmtimeSnapshotCache: a snapshot is baked and compiled once; the
+// module is serialized in the cache directory, and a second host with the
+// same cache starts tasks from it without compiling anything.
+func TestWasmtimeSnapshotCache(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	var first string
+	for i, wantCompiles := range []int64{1, 0} {
+		h, err := New(WithEngine(engineWasmtime), WithCacheDir(dir))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = h.Close(ctx) })
+		snap, py := buildSnapshot(t, h, filepath.Join(dir, "pysnap"))
+		assert.Equal(t, i == 1, snap.FromCache, "the second host boots again")
+		for j := range 2 {
+			start := time.Now()
+			res, out, err := runFromSnapshot(t, h, snap, py, "print('hello')")
+			if j == 0 {
+				t.Logf("host %d: first task in %v (baking, compiling or loading, self-test)", i, time.Since(start))
+			}
+			require.NoError(t, err)
+			require.Nil(t, res.Failure, out)
+			assert.Equal(t, "hello\n", out)
+		}
+		e := h.eng.(*wasmtimeEngine)
+		assert.Equal(t, wantCompiles, e.bakeCompiles.Load(), "host %d", i)
+		b, err := e.bakedModule(ctx, e.plain, snap)
+		require.NoError(t, err)
+		assert.Equal(t, i == 1, b.fromDisk, "host %d", i)
+		matches, err := filepath.Glob(filepath.Join(dir, "wasmtime-"+wasmtimeVersion+"-*", "pysnap-"+snap.BakedKey()[:32]+".cwasm"))
+		require.NoError(t, err)
+		require.Len(t, matches, 1)
+		if fi, err := os.Stat(matches[0]); err == nil {
+			t.Logf("serialized baked module: %d bytes", fi.Size())
+		}
+		if i == 0 {
+			first = matches[0]
+		} else {
+			assert.Equal(t, first, matches[0])
+		}
+	}
+}
+
+// TestWasmtimeSnapshotFallback: when the snapshot cannot be baked, the
+// baked module does not compile, or it fails the self-test, RunSnapshot
+// returns an error (the runner then starts the task cold), without trying
+// again for every task; cold starts still work.
+func TestWasmtimeSnapshotFallback(t *testing.T) {
+	ctx := context.Background()
 	h, err := New(WithEngine(engineWasmtime))
 	require.NoError(t, err)
-	defer h.Close(context.Background())
-	_, err = h.SnapshotEngine(context.Background(), Policy{})
-	require.EqualError(t, err, "Python snapshots are not available on the wasmtime engine yet (use engine wazero, or start the task cold)")
-	_, err = h.RunSnapshot(context.Background(), nil, Task{}, "pass", nil)
-	require.Error(t, err)
+	defer h.Close(ctx)
+	e := h.eng.(*wasmtimeEngine)
+	snap, py := buildSnapshot(t, h, "")
+	returns, err := wasmtime.Wat2Wasm(fmt.Sprintf(`(module (memory (export "memory") %d) (func (export "%s")))`, snap.Meta.Pages, pysnap.EntryExport))
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		bake func(*pysnap.Snapshot) ([]byte, error)
+		want string
+	}{
+		{"bake fails", func(*pysnap.Snapshot) ([]byte, error) { return nil, errors.New("no bake today") }, "no bake today"},
+		{"compile fails", func(*pysnap.Snapshot) ([]byte, error) { return []byte("\x00asm\x01\x00\x00\x00\x05"), nil }, "compiling the baked module"},
+		{"no entry", func(s *pysnap.Snapshot) ([]byte, error) {
+			return wasmtime.Wat2Wasm(fmt.Sprintf(`(module (memory (export "memory") %d))`, s.Meta.Pages))
+		}, "exports no memory or no " + pysnap.EntryExport},
+		{"self-test fails", func(*pysnap.Snapshot) ([]byte, error) { return returns, nil }, "self-test failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bakes := 0
+			e.mu.Lock()
+			clear(e.plain.baked)
+			e.bake = func(s *pysnap.Snapshot) ([]byte, error) { bakes++; return tc.bake(s) }
+			e.mu.Unlock()
+			for range 2 {
+				_, _, err := runFromSnapshot(t, h, snap, py, "pass")
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.want)
+				assert.Contains(t, err.Error(), "cannot start tasks on wasmtime")
+			}
+			assert.Equal(t, 1, bakes, "baked again for the second task")
+			res, err := h.Run(ctx, Task{Module: py, Session: abi.NewSession(abi.Task{}, "ork/test", nil), Args: []string{"python", "-c", "pass"}})
+			require.NoError(t, err)
+			assert.Nil(t, res.Failure)
+		})
+	}
+	// With the real bake, the same host and snapshot work.
+	e.mu.Lock()
+	clear(e.plain.baked)
+	e.bake = (*pysnap.Snapshot).Bake
+	e.mu.Unlock()
+	res, out, err := runFromSnapshot(t, h, snap, py, "print(1 + 1)")
+	require.NoError(t, err)
+	require.Nil(t, res.Failure, out)
+	assert.Equal(t, "2\n", out)
 }
 
 // TestWasmtimeOutOfFuelTrap: the trap wasmtime raises when a store's fuel
@@ -187,4 +308,42 @@ func TestWasmtimeFuelIsOnlyForCPULimits(t *testing.T) {
 	wm, err = e.module(fuelConfig(e), m)
 	require.NoError(t, err)
 	assert.True(t, wm.fromDisk, "the second host compiled the module with fuel again")
+}
+
+// TestWasmtimeSnapshotFuel: a Python task with a CPU limit starts from the
+// snapshot too, baked for the fuel configuration: it reports the fuel it
+// used, and a runaway one fails with ReasonCPU.
+func TestWasmtimeSnapshotFuel(t *testing.T) {
+	ctx := context.Background()
+	h, err := New(WithEngine(engineWasmtime))
+	require.NoError(t, err)
+	defer h.Close(ctx)
+	snap, py := buildSnapshot(t, h, "")
+	run := func(code string, cpu uint64) (*Result, string) {
+		t.Helper()
+		var out bytes.Buffer
+		res, err := h.RunSnapshot(ctx, snap, Task{Module: py, Session: abi.NewSession(abi.Task{}, "ork/test", nil),
+			Stdout: &out, Stderr: &out, Policy: Policy{CPU: cpu, Mounts: []Mount{{HostPath: t.TempDir(), GuestPath: "/"}}}}, code, nil)
+		require.NoError(t, err)
+		return res, out.String()
+	}
+	res, out := run("print(sum(range(1000)))", 10_000_000_000)
+	require.Nil(t, res.Failure, out)
+	assert.Equal(t, "499500\n", out)
+	assert.Positive(t, res.Fuel)
+	assert.Less(t, res.Fuel, uint64(10_000_000_000))
+
+	res, _ = run("while True: pass", 50_000_000)
+	require.NotNil(t, res.Failure)
+	assert.Equal(t, ReasonCPU, res.Failure.Reason)
+	assert.Equal(t, uint64(50_000_000), res.Fuel)
+
+	e := h.eng.(*wasmtimeEngine)
+	e.mu.Lock()
+	baked := len(e.fuel.baked)
+	e.mu.Unlock()
+	assert.Equal(t, 1, baked, "the fuel configuration has its own baked snapshot")
+
+	res2, _ := run("pass", 0)
+	assert.Zero(t, res2.Fuel, "an unmetered task reported fuel")
 }

@@ -216,16 +216,11 @@ func (e *wazeroEngine) run(ctx context.Context, t Task) (*Result, error) {
 	return res, nil
 }
 
-// SnapshotEngine is the pysnap engine on the runtime for p's memory limit:
+// snapshotEngine is the pysnap engine on the runtime for a memory limit:
 // Python snapshots are built and started on it, so they share the host's
-// WASI (with the clock gate) and compilation cache. Only the wazero engine
-// has snapshots.
-func (h *Host) SnapshotEngine(ctx context.Context, p Policy) (*pysnap.Engine, error) {
-	e, ok := h.eng.(*wazeroEngine)
-	if !ok {
-		return nil, errNoSnapshots(h.eng.name())
-	}
-	r, err := e.runtime(ctx, p.memoryPages())
+// WASI (with the clock gate) and compilation cache.
+func (e *wazeroEngine) snapshotEngine(ctx context.Context, pages uint32) (*pysnap.Engine, error) {
+	r, err := e.runtime(ctx, pages)
 	if err != nil {
 		return nil, err
 	}
@@ -237,59 +232,34 @@ func (h *Host) SnapshotEngine(ctx context.Context, p Policy) (*pysnap.Engine, er
 	return r.snap, nil
 }
 
-// RunSnapshot runs a Python task from snap: code runs in a fresh __main__
-// with argv as sys.argv, under t's policy (mounts in the snapshot's layout,
-// environment, memory, timeout) and session. The returned error is for
-// host-side problems only (the task did not run; start it cold instead);
-// everything the guest did wrong is a Failure. Only the wazero engine has
-// snapshots.
-func (h *Host) RunSnapshot(ctx context.Context, snap *pysnap.Snapshot, t Task, code string, argv []string) (*Result, error) {
-	pages := t.Policy.memoryPages()
-	eng, err := h.SnapshotEngine(ctx, t.Policy)
+// startSnapshot restores snap in an instance whose memory maps the image
+// (pysnap.Snapshot.Start) and runs the task of spec in it.
+func (e *wazeroEngine) startSnapshot(ctx, runCtx context.Context, snap *pysnap.Snapshot, t Task, spec pysnap.TaskSpec) (*snapshotRun, error) {
+	eng, err := e.snapshotEngine(ctx, t.Policy.memoryPages())
 	if err != nil {
 		return nil, err
 	}
 	if t.Policy.CPU > 0 { // snapshots run on wazero
 		return nil, errCPUNeedsWasmtime
 	}
-	mounts := make([]pysnap.Mount, len(t.Policy.Mounts))
-	for i, m := range t.Policy.Mounts {
-		mounts[i] = pysnap.Mount{HostPath: m.HostPath, GuestPath: m.GuestPath, Writable: m.Writable}
+	spec.Engine = eng
+	spec.Configure = func(c wazero.ModuleConfig) wazero.ModuleConfig {
+		return c.WithWalltime(walltime, sys.ClockResolution(time.Microsecond)).
+			WithNanotime(nanotime, sys.ClockResolution(1))
 	}
-	stderr := &tailWriter{w: orDiscard(t.Stderr)}
-	runCtx, cancel := context.WithTimeout(ctx, t.Policy.timeout())
-	defer cancel()
-	runCtx = context.WithValue(runCtx, sessionKey{}, t.Session)
-
-	out, err := snap.Start(runCtx, pysnap.TaskSpec{
-		Engine: eng,
-		Mounts: mounts,
-		Argv:   argv,
-		Env:    t.Policy.Env,
-		Code:   code,
-		Stdout: t.Stdout,
-		Stderr: stderr,
-		Configure: func(c wazero.ModuleConfig) wazero.ModuleConfig {
-			return c.WithWalltime(walltime, sys.ClockResolution(time.Microsecond)).
-				WithNanotime(nanotime, sys.ClockResolution(1))
-		},
-	})
+	out, err := snap.Start(runCtx, spec)
 	if err != nil {
 		return nil, err
 	}
-	t.Session.Close()
-	res := &Result{Duration: out.Total, MemoryBytes: out.MemoryBytes}
-	var callErr error
+	r := &snapshotRun{out: out}
 	switch {
 	case out.Err != nil:
-		callErr = out.Err
+		g := wazeroGuestError(runCtx, t, out.Err)
+		r.stop = &g
 	case out.ExitCode != 0:
-		callErr = sys.NewExitError(uint32(out.ExitCode))
+		r.stop = &guestError{kind: stopExit, exitCode: out.ExitCode}
 	}
-	if callErr != nil {
-		res.Failure = classify(ctx, t, wazeroGuestError(runCtx, t, callErr), res.MemoryBytes, uint64(pages)*pageSize, stderr.String())
-	}
-	return res, nil
+	return r, nil
 }
 
 // isClosedByContext says whether wazero stopped the guest because runCtx is

@@ -657,13 +657,28 @@ sys.exit(3)
 `
 
 func (s *Snapshot) selfTest(ctx context.Context) error {
+	res, err := s.SelfTestWith(ctx, s.Start)
+	if err != nil {
+		return err
+	}
+	s.SelfTest = res
+	return nil
+}
+
+// SelfTestWith runs the snapshot's self-test task with start, which starts a
+// task of this snapshot on some engine (Start, on wazero): the request's
+// argv, environment and code, a warm module, the runner's output and exit
+// status must all come through. Build runs it with Start; an engine that
+// restores the image its own way runs it before its first task. An error
+// means that engine cannot start tasks from the snapshot.
+func (s *Snapshot) SelfTestWith(ctx context.Context, start func(context.Context, TaskSpec) (*Result, error)) (*Result, error) {
 	var stdout, stderr bytes.Buffer
 	mounts := make([]Mount, 0)
 	for _, m := range s.mounts {
 		if m.HostPath == "" {
 			dir, err := os.MkdirTemp("", "pysnap-selftest-")
 			if err != nil {
-				return err
+				return nil, err
 			}
 			defer os.RemoveAll(dir)
 			m.HostPath = dir
@@ -672,7 +687,7 @@ func (s *Snapshot) selfTest(ctx context.Context) error {
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res, err := s.Start(tctx, TaskSpec{
+	res, err := start(tctx, TaskSpec{
 		Mounts: mounts,
 		Argv:   []string{"-c", "self", "test"},
 		Env:    []string{"PYSNAP_SELFTEST=ok"},
@@ -681,12 +696,11 @@ func (s *Snapshot) selfTest(ctx context.Context) error {
 		Stderr: &stderr,
 	})
 	if err != nil {
-		return fmt.Errorf("pysnap: the snapshot's self-test could not start: %w", err)
+		return nil, fmt.Errorf("pysnap: the snapshot's self-test could not start: %w", err)
 	}
 	want := `{"argv": ["self", "test"], "env": "ok", "main": "__main__"}` + "\n"
 	if res.Err != nil || res.ExitCode != 3 || stdout.String() != want {
-		return fmt.Errorf("pysnap: the snapshot's self-test failed: exit %d, error %v, stdout %q, stderr %q", res.ExitCode, res.Err, stdout.String(), stderr.String())
+		return nil, fmt.Errorf("pysnap: the snapshot's self-test failed: exit %d, error %v, stdout %q, stderr %q", res.ExitCode, res.Err, stdout.String(), stderr.String())
 	}
-	s.SelfTest = res
-	return nil
+	return res, nil
 }

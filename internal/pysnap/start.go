@@ -66,26 +66,102 @@ const (
 // ErrMountMismatch means a task's mounts do not have the snapshot's layout.
 var ErrMountMismatch = errors.New("pysnap: the task's mounts differ from the snapshot's layout (guest paths, order and flags must match)")
 
+// Request is one task's request to the runner, encoded: what the host of a
+// restored instance writes into its mailbox (Write) and, when the request is
+// too large for the mailbox, gives it on stdin (Stdin). It is engine-neutral:
+// Start uses it on wazero, ork's runtime on wasmtime.
+type Request struct {
+	// Stdin is the request when it travels on stdin (nil otherwise).
+	Stdin []byte
+
+	mailbox uint32 // address of the mailbox payload
+	header  []byte
+	body    []byte // in the mailbox after the header (nil when on stdin)
+}
+
+// NewRequest checks that spec's mounts have the snapshot's layout and
+// encodes the task's request (argv, environment, sys.path, code, a fresh
+// random seed). Only the task fields of spec are read.
+func (s *Snapshot) NewRequest(spec TaskSpec) (*Request, error) {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, errors.New("pysnap: the snapshot is closed")
+	}
+	if MountHash(spec.Mounts) != s.Meta.MountHash {
+		return nil, ErrMountMismatch
+	}
+	req, err := encodeRequest(spec)
+	if err != nil {
+		return nil, err
+	}
+	r := &Request{mailbox: s.Meta.MailboxData, header: make([]byte, mailboxHeader), body: req}
+	binary.LittleEndian.PutUint32(r.header[0:], uint32(len(req)))
+	if mailboxHeader+len(req) > int(s.Meta.MailboxSize) {
+		binary.LittleEndian.PutUint32(r.header[4:], flagOnStdin)
+		r.Stdin, r.body = req, nil
+	}
+	return r, nil
+}
+
+// Write puts the request into the mailbox of mem, a restored instance's
+// linear memory (a view of it: wazero's Memory.Read(0, size), wasmtime's
+// Memory.UnsafeData).
+func (r *Request) Write(mem []byte) error {
+	end := uint64(r.mailbox) + mailboxHeader + uint64(len(r.body))
+	if end > uint64(len(mem)) {
+		return errors.New("pysnap: the mailbox is outside memory")
+	}
+	copy(mem[r.mailbox:], r.header)
+	copy(mem[r.mailbox+mailboxHeader:], r.body)
+	return nil
+}
+
+// CheckLimit says whether instances capped at limitPages can hold the image.
+func (s *Snapshot) CheckLimit(limitPages uint32) error {
+	if limitPages < s.Meta.Pages {
+		return fmt.Errorf("pysnap: the memory limit (%d pages) is below the snapshot's size (%d pages)", limitPages, s.Meta.Pages)
+	}
+	return nil
+}
+
+// ErrRunnerReturned means the task runner returned instead of ending with
+// os._exit, as it always does: the restored state is not what it should be.
+var ErrRunnerReturned = errors.New("pysnap: the task runner returned instead of exiting")
+
+// SetOutcome records how the call of the runner ended: with exit status
+// code when the guest exited (proc_exit), otherwise with callErr (a trap, or
+// the engine's error for a timeout or cancellation), or ErrRunnerReturned
+// when the call returned. Every engine interprets a task's end this way.
+func (r *Result) SetOutcome(exited bool, code int, callErr error) {
+	switch {
+	case exited:
+		r.ExitCode, r.Err = code, nil
+	case callErr == nil:
+		r.ExitCode, r.Err = -1, ErrRunnerReturned
+	default:
+		r.ExitCode, r.Err = -1, callErr
+	}
+}
+
 // Start runs one task in a fresh instance restored from the snapshot. The
 // returned error is for problems on the host side (the task did not run);
 // what the guest did is in the Result.
 func (s *Snapshot) Start(ctx context.Context, spec TaskSpec) (*Result, error) {
 	begin := time.Now()
-	if MountHash(spec.Mounts) != s.Meta.MountHash {
-		return nil, ErrMountMismatch
+	req, err := s.NewRequest(spec)
+	if err != nil {
+		return nil, err
 	}
 	eng := spec.Engine
 	if eng == nil {
 		eng = s.eng
 	}
-	if eng.limitPages < s.Meta.Pages {
-		return nil, fmt.Errorf("pysnap: the memory limit (%d pages) is below the snapshot's size (%d pages)", eng.limitPages, s.Meta.Pages)
-	}
-	cm, err := eng.compile(ctx, s.prepared)
-	if err != nil {
+	if err := s.CheckLimit(eng.limitPages); err != nil {
 		return nil, err
 	}
-	req, err := encodeRequest(spec)
+	cm, err := eng.compile(ctx, s.prepared)
 	if err != nil {
 		return nil, err
 	}
@@ -104,13 +180,9 @@ func (s *Snapshot) Start(ctx context.Context, spec TaskSpec) (*Result, error) {
 			fs = fs.WithReadOnlyDirMount(m.HostPath, m.GuestPath)
 		}
 	}
-	header := make([]byte, mailboxHeader)
-	binary.LittleEndian.PutUint32(header[0:], uint32(len(req)))
 	var stdin io.Reader = eofReader{}
-	if mailboxHeader+len(req) > int(s.Meta.MailboxSize) {
-		binary.LittleEndian.PutUint32(header[4:], flagOnStdin)
-		stdin = bytes.NewReader(req)
-		req = nil
+	if req.Stdin != nil {
+		stdin = bytes.NewReader(req.Stdin)
 	}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
@@ -152,8 +224,9 @@ func (s *Snapshot) Start(ctx context.Context, spec TaskSpec) (*Result, error) {
 		return nil, fmt.Errorf("pysnap: %s is not an exported mutable global", StackPointerExport)
 	}
 	sp.Set(api.EncodeU32(s.Meta.StackPointer))
-	if !mem.Write(s.Meta.MailboxData, header) || !mem.Write(s.Meta.MailboxData+mailboxHeader, req) {
-		return nil, errors.New("pysnap: the mailbox is outside memory")
+	view, _ := mem.Read(0, mem.Size())
+	if err := req.Write(view); err != nil {
+		return nil, err
 	}
 	call := mod.ExportedFunction(TrampolineExport)
 	if call == nil {
@@ -164,14 +237,12 @@ func (s *Snapshot) Start(ctx context.Context, spec TaskSpec) (*Result, error) {
 	res.Total = time.Since(begin)
 	res.MemoryBytes = uint64(mem.Size()) // the length only: the memory may be unmapped already
 	var ee *sys.ExitError
-	switch {
-	case callErr == nil:
-		res.Err = errors.New("pysnap: the task runner returned instead of exiting")
-	case errors.As(callErr, &ee) && ee.ExitCode() != sys.ExitCodeDeadlineExceeded && ee.ExitCode() != sys.ExitCodeContextCanceled:
-		res.ExitCode = int(ee.ExitCode())
-	default:
-		res.Err = callErr
+	exited := errors.As(callErr, &ee) && ee.ExitCode() != sys.ExitCodeDeadlineExceeded && ee.ExitCode() != sys.ExitCodeContextCanceled
+	code := 0
+	if exited {
+		code = int(ee.ExitCode())
 	}
+	res.SetOutcome(exited, code, callErr)
 	return res, nil
 }
 
