@@ -69,7 +69,7 @@ bench: $(PYTHON_WASM) build
 	@out=$$(mktemp); { \
 	  $(RUST_ENV) $(GO) test -run '^$$' -bench 'Task|Executor|Baseline' -benchtime 20x ./internal/bench/; \
 	  $(RUST_ENV) $(GO) test -run '^$$' -bench 'Workflow|Memory' -benchtime 2x ./internal/bench/; \
-	  $(RUST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/pysnap/; \
+	  $(RUST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/pysnap/ ./runtime/; \
 	} 2>&1 | tee $$out; \
 	$(GO) run ./internal/tools/benchtable < $$out; rc=$$?; rm -f $$out; exit $$rc
 

@@ -107,6 +107,16 @@ func CompileDir(ctx context.Context, host *runtime.Host, version, dir, guestPath
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
+	if err := runWritable(ctx, host, version, dir, guestPath, compileScript, guestPath); err != nil {
+		return fmt.Errorf("compiling %s to bytecode: %w", dir, err)
+	}
+	return os.WriteFile(marker, nil, 0o644)
+}
+
+// runWritable runs script in the sandbox's CPython with dir mounted
+// writable at guestPath and args as its argv; a failure carries the tail of
+// its stderr.
+func runWritable(ctx context.Context, host *runtime.Host, version, dir, guestPath, script string, args ...string) error {
 	bin, err := pyruntime.Wasm()
 	if err != nil {
 		return err
@@ -125,15 +135,15 @@ func CompileDir(ctx context.Context, host *runtime.Host, version, dir, guestPath
 			Mounts:  []runtime.Mount{{HostPath: dir, GuestPath: guestPath, Writable: true}},
 		},
 		Stderr: &stderr,
-		Args:   []string{"python", "-c", compileScript, guestPath},
+		Args:   append([]string{"python", "-c", script}, args...),
 	})
 	if err != nil {
 		return err
 	}
 	if res.Failure != nil {
-		return fmt.Errorf("compiling %s to bytecode: %s\n%s", dir, res.Failure.Message, tail(stderr.String()))
+		return fmt.Errorf("%s\n%s", res.Failure.Message, tail(stderr.String()))
 	}
-	return os.WriteFile(marker, nil, 0o644)
+	return nil
 }
 
 // projectCompileScript compiles the project's own modules (argv[1:] names
@@ -160,31 +170,8 @@ for top, dirs, files in os.walk("/"):
 // project modules it imports (~37 ms for 200 lines). skip lists the
 // project-relative directories to leave out.
 func CompileProject(ctx context.Context, host *runtime.Host, version, root string, skip []string) error {
-	bin, err := pyruntime.Wasm()
-	if err != nil {
-		return err
-	}
-	m, err := host.LoadInterpreter(ctx, "python.wasm", bin)
-	if err != nil {
-		return err
-	}
-	var stderr bytes.Buffer
-	sess := abi.NewSession(abi.Task{Info: abi.TaskInfo{Task: "compile", Workflow: "ork"}}, "ork/"+version, nil)
-	res, err := host.Run(ctx, runtime.Task{
-		Module:  m,
-		Session: sess,
-		Policy: runtime.Policy{
-			Timeout: 5 * time.Minute,
-			Mounts:  []runtime.Mount{{HostPath: root, GuestPath: "/", Writable: true}},
-		},
-		Stderr: &stderr,
-		Args:   append([]string{"python", "-c", projectCompileScript}, skip...),
-	})
-	if err != nil {
-		return err
-	}
-	if res.Failure != nil {
-		return fmt.Errorf("compiling the project's Python modules: %s\n%s", res.Failure.Message, tail(stderr.String()))
+	if err := runWritable(ctx, host, version, root, "/", projectCompileScript, skip...); err != nil {
+		return fmt.Errorf("compiling the project's Python modules: %w", err)
 	}
 	return nil
 }
