@@ -102,7 +102,7 @@ func (r results) verdict(bench, unit string, limit float64) string {
 	case v <= limit:
 		return "met (" + eng + ")"
 	default:
-		return fmt.Sprintf("missed (%s: %.1fx)", eng, v/limit)
+		return fmt.Sprintf("missed (%s: %.2fx)", eng, v/limit)
 	}
 }
 

@@ -43,7 +43,7 @@ func TestTable(t *testing.T) {
 func TestMissedTarget(t *testing.T) {
 	res, _, err := parse(strings.NewReader("BenchmarkPythonTrivialTask/wazero-2  20  1 ns/op  9.6 ms/task\n"))
 	require.NoError(t, err)
-	assert.Equal(t, "missed (wazero: 3.2x)", res.verdict("BenchmarkPythonTrivialTask", "ms/task", 3))
+	assert.Equal(t, "missed (wazero: 3.20x)", res.verdict("BenchmarkPythonTrivialTask", "ms/task", 3))
 }
 
 func TestParseRejectsGarbledMetrics(t *testing.T) {
