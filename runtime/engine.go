@@ -27,6 +27,10 @@ type engine interface {
 	// snapshotEngine is the pysnap engine that builds Python snapshots for
 	// tasks with a memory limit of pages (snapshot.go).
 	snapshotEngine(ctx context.Context, pages uint32) (*pysnap.Engine, error)
+	// prepareSnapshot does, once per snapshot, what starting tasks from snap
+	// needs beyond the snapshot itself (wasmtime bakes and compiles it), so
+	// that the first task's timeout does not count it.
+	prepareSnapshot(ctx context.Context, snap *pysnap.Snapshot, p Policy) error
 	// startSnapshot runs the task of spec from snap under runCtx (the task's
 	// timeout and session), with t's policy. The error is for host-side
 	// problems: the task did not run.

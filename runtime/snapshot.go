@@ -44,6 +44,10 @@ func (h *Host) RunSnapshot(ctx context.Context, snap *pysnap.Snapshot, t Task, c
 	for i, m := range t.Policy.Mounts {
 		mounts[i] = pysnap.Mount{HostPath: m.HostPath, GuestPath: m.GuestPath, Writable: m.Writable}
 	}
+	// The task's time starts once the engine is ready to start it.
+	if err := h.eng.prepareSnapshot(ctx, snap, t.Policy); err != nil {
+		return nil, err
+	}
 	stderr := &tailWriter{w: orDiscard(t.Stderr)}
 	runCtx, cancel := context.WithTimeout(ctx, t.Policy.timeout())
 	defer cancel()

@@ -347,3 +347,21 @@ func TestWasmtimeSnapshotFuel(t *testing.T) {
 	res2, _ := run("pass", 0)
 	assert.Zero(t, res2.Fuel, "an unmetered task reported fuel")
 }
+
+// TestWasmtimeSnapshotBakeNotTimed: baking and compiling a snapshot (seconds,
+// once) happens before the first task's clock starts, so a task with a short
+// timeout does not time out because it was first.
+func TestWasmtimeSnapshotBakeNotTimed(t *testing.T) {
+	ctx := context.Background()
+	h, err := New(WithEngine(engineWasmtime)) // no cache: bake and compile now
+	require.NoError(t, err)
+	defer h.Close(ctx)
+	snap, py := buildSnapshot(t, h, "")
+	var out bytes.Buffer
+	res, err := h.RunSnapshot(ctx, snap, Task{Module: py, Session: abi.NewSession(abi.Task{}, "ork/test", nil),
+		Stdout: &out, Stderr: &out, Policy: Policy{Timeout: time.Second, Mounts: []Mount{{HostPath: t.TempDir(), GuestPath: "/"}}}}, "import time; time.sleep(0.2); print('in time')", nil)
+	require.NoError(t, err)
+	require.Nil(t, res.Failure, out.String())
+	assert.Equal(t, "in time\n", out.String())
+	assert.Less(t, res.Duration, time.Second)
+}

@@ -70,6 +70,17 @@ func (e *wasmtimeEngine) closeBoot(ctx context.Context) error {
 	return e.boot.close(ctx)
 }
 
+// prepareSnapshot bakes, compiles and self-tests snap for p's configuration
+// (once: bakedModule keeps the result).
+func (e *wasmtimeEngine) prepareSnapshot(ctx context.Context, snap *pysnap.Snapshot, p Policy) error {
+	c, err := e.config(p)
+	if err != nil {
+		return err
+	}
+	_, err = e.bakedModule(ctx, c, snap)
+	return err
+}
+
 // startSnapshot runs the task of spec in a fresh instance of snap's baked
 // module.
 func (e *wasmtimeEngine) startSnapshot(ctx, runCtx context.Context, snap *pysnap.Snapshot, t Task, spec pysnap.TaskSpec) (*snapshotRun, error) {

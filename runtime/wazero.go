@@ -232,6 +232,9 @@ func (e *wazeroEngine) snapshotEngine(ctx context.Context, pages uint32) (*pysna
 	return r.snap, nil
 }
 
+// prepareSnapshot has nothing to do: wazero maps the image as it is.
+func (e *wazeroEngine) prepareSnapshot(context.Context, *pysnap.Snapshot, Policy) error { return nil }
+
 // startSnapshot restores snap in an instance whose memory maps the image
 // (pysnap.Snapshot.Start) and runs the task of spec in it.
 func (e *wazeroEngine) startSnapshot(ctx, runCtx context.Context, snap *pysnap.Snapshot, t Task, spec pysnap.TaskSpec) (*snapshotRun, error) {
