@@ -94,6 +94,11 @@ type wasmtimeConfig struct {
 	cacheDir string                     // serialized modules; "" = none
 	modules  map[string]*wasmtimeModule // by module digest; wasmtimeEngine.mu guards it
 	baked    map[string]*bakedSnapshot  // Python snapshots, by pysnap.Snapshot.BakedKey; wasmtimeEngine.mu guards it
+
+	// The pooling allocator (wasmtime_pool.go): one token per slot taken;
+	// nil when the engine allocates on demand.
+	slots    chan struct{}
+	overflow *wasmtimeConfig // on-demand, for what the pool refuses; nil until needed (wasmtimeEngine.mu)
 }
 
 type wasmtimeModule struct {
@@ -102,13 +107,18 @@ type wasmtimeModule struct {
 	fromDisk bool // deserialized from the cache directory
 	imports  []funcImport
 	err      error
+	unpooled atomic.Bool // does not fit a pool slot: runs in the overflow
 }
 
 // wasmtimeSettings describes everything in a configuration that changes
 // compiled code; its hash keys the directory of serialized modules.
-func wasmtimeSettings(fuel bool) string {
-	return fmt.Sprintf("wasmtime=%s os=%s arch=%s epoch=on fuel=%s debuginfo=off opt=speed strategy=cranelift",
+func wasmtimeSettings(fuel, pooled bool) string {
+	s := fmt.Sprintf("wasmtime=%s os=%s arch=%s epoch=on fuel=%s debuginfo=off opt=speed strategy=cranelift",
 		wasmtimeVersion, goruntime.GOOS, goruntime.GOARCH, map[bool]string{false: "off", true: "on"}[fuel])
+	if pooled {
+		s += " " + poolSettings
+	}
+	return s
 }
 
 func newWasmtimeEngine(c hostConfig) (*wasmtimeEngine, error) {
@@ -129,20 +139,36 @@ func newWasmtimeEngine(c hostConfig) (*wasmtimeEngine, error) {
 }
 
 // newWasmtimeConfig creates an Engine and its Linker, with fuel metering on
-// or off and everything else as wasmtimeSettings says (wasmtime aborts the
-// process on an invalid combination: change one only with the other).
+// or off, the pooling allocator where it pays (poolingAvailable) and
+// everything else as wasmtimeSettings says (wasmtime aborts the process on
+// an invalid combination: change one only with the other).
 func newWasmtimeConfig(cacheRoot string, fuel bool) (*wasmtimeConfig, error) {
+	return newWasmtimeConfigAlloc(cacheRoot, fuel, poolingAvailable)
+}
+
+// newWasmtimeConfigAlloc is newWasmtimeConfig with the pooling allocator
+// on or off.
+func newWasmtimeConfigAlloc(cacheRoot string, fuel, pooled bool) (*wasmtimeConfig, error) {
 	cfg := wasmtime.NewConfig()
 	cfg.SetEpochInterruption(true)
 	cfg.SetConsumeFuel(fuel)
 	cfg.SetDebugInfo(false)
 	cfg.SetCraneliftOptLevel(wasmtime.OptLevelSpeed)
 	cfg.SetStrategy(wasmtime.StrategyCranelift)
+	if pooled {
+		if err := setPooling(cfg); err != nil {
+			cfg.Close()
+			return nil, err
+		}
+	}
 	eng := wasmtime.NewEngineWithConfig(cfg)
 
 	c := &wasmtimeConfig{fuel: fuel, engine: eng, modules: map[string]*wasmtimeModule{}, baked: map[string]*bakedSnapshot{}}
+	if pooled {
+		c.slots = make(chan struct{}, poolSlots())
+	}
 	if cacheRoot != "" {
-		sum := sha256.Sum256([]byte(wasmtimeSettings(fuel)))
+		sum := sha256.Sum256([]byte(wasmtimeSettings(fuel, pooled)))
 		c.cacheDir = filepath.Join(cacheRoot, "wasmtime-"+wasmtimeVersion+"-"+hex.EncodeToString(sum[:6]))
 		if err := os.MkdirAll(c.cacheDir, 0o755); err != nil {
 			eng.Close()
@@ -177,6 +203,9 @@ func (c *wasmtimeConfig) close() {
 	c.baked = nil
 	c.linker.Close()
 	c.engine.Close()
+	if c.overflow != nil {
+		c.overflow.close()
+	}
 }
 
 // config is the configuration p's tasks run in, creating the fuel-metered
@@ -251,7 +280,22 @@ func (e *wasmtimeEngine) module(c *wasmtimeConfig, m *Module) (*wasmtimeModule, 
 	e.mu.Unlock()
 
 	wm.mod, wm.fromDisk, wm.err = c.build(m)
-	if wm.err == nil {
+	if wm.err != nil && c.slots != nil {
+		// The pool checks modules as they compile: perhaps m is valid but
+		// does not fit a slot. The overflow decides, and runs its tasks.
+		var om *wasmtimeModule
+		o, err := e.overflowOf(c)
+		if err == nil {
+			om, err = e.module(o, m)
+		}
+		if err == nil {
+			wm.imports, wm.err = om.imports, nil
+			wm.unpooled.Store(true)
+		} else {
+			wm.err = err
+		}
+	}
+	if wm.mod != nil {
 		for _, it := range wm.mod.Imports() {
 			if it.Type().FuncType() == nil {
 				continue // wazero lists functions only; so does ork
@@ -338,11 +382,15 @@ func (e *wasmtimeEngine) tick() {
 			e.mu.Unlock()
 			return
 		}
-		fuel := e.fuel
+		configs := []*wasmtimeConfig{e.plain, e.plain.overflow}
+		if e.fuel != nil {
+			configs = append(configs, e.fuel, e.fuel.overflow)
+		}
 		e.mu.Unlock()
-		e.plain.engine.IncrementEpoch()
-		if fuel != nil {
-			fuel.engine.IncrementEpoch()
+		for _, c := range configs {
+			if c != nil {
+				c.engine.IncrementEpoch()
+			}
 		}
 	}
 }
@@ -372,14 +420,34 @@ func (e *wasmtimeEngine) run(ctx context.Context, t Task) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	res, err := e.runIn(ctx, c, t)
+	if errors.Is(err, errPoolRefused) {
+		if c, err = e.overflowOf(c); err != nil {
+			return nil, err
+		}
+		res, err = e.runIn(ctx, c, t)
+	}
+	return res, err
+}
+
+// runIn runs t in configuration c; errPoolRefused when c's pool has no
+// slot for it, before the guest ran.
+func (e *wasmtimeEngine) runIn(ctx context.Context, c *wasmtimeConfig, t Task) (*Result, error) {
 	wm, err := e.module(c, t.Module)
 	if err != nil {
 		return nil, err
+	}
+	if wm.unpooled.Load() && c.slots != nil {
+		return nil, errPoolRefused
 	}
 	if !e.enter() {
 		return nil, errors.New("runtime host is closed")
 	}
 	defer e.leave()
+	if !c.take() {
+		return nil, errPoolRefused
+	}
+	defer c.give() // after the store is closed (deferred later, runs first)
 
 	pages := t.Policy.memoryPages()
 	limit := uint64(pages) * pageSize
@@ -406,6 +474,10 @@ func (e *wasmtimeEngine) run(ctx context.Context, t Task) (*Result, error) {
 	start := time.Now()
 	inst, err := c.linker.Instantiate(store, wm.mod)
 	if err != nil {
+		if c.poolRefused(err) {
+			wm.unpooled.Store(true)
+			return nil, errPoolRefused
+		}
 		return nil, fmt.Errorf("instantiating module %s: %w", t.Module.Name, err)
 	}
 	entry := inst.GetFunc(store, "_start")

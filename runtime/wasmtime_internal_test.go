@@ -252,8 +252,8 @@ func TestWasmtimeFuelIsOnlyForCPULimits(t *testing.T) {
 	bin := testguests.Bytes(t, "probe")
 	dir := t.TempDir()
 	ctx := context.Background()
-	assert.Contains(t, wasmtimeSettings(false), " fuel=off ")
-	assert.Contains(t, wasmtimeSettings(true), " fuel=on ")
+	assert.Contains(t, wasmtimeSettings(false, false), " fuel=off ")
+	assert.Contains(t, wasmtimeSettings(true, false), " fuel=on ")
 	host := func() (*Host, *wasmtimeEngine, *Module) {
 		t.Helper()
 		h, err := New(WithEngine(engineWasmtime), WithCacheDir(dir))

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
@@ -40,6 +41,7 @@ type bakedSnapshot struct {
 	mod      *wasmtime.Module
 	fromDisk bool // deserialized from the cache directory
 	err      error
+	unpooled atomic.Bool // does not fit a pool slot: runs in the overflow
 }
 
 // snapshotEngine is a wazero runtime kept for snapshot boots (wasmtime
@@ -96,11 +98,21 @@ func (e *wasmtimeEngine) startSnapshot(ctx, runCtx context.Context, snap *pysnap
 	if err != nil {
 		return nil, err
 	}
-	b, err := e.bakedModule(ctx, c, snap)
-	if err != nil {
-		return nil, err
+	start := func(c *wasmtimeConfig) (*snapshotRun, error) {
+		b, err := e.bakedModule(ctx, c, snap)
+		if err != nil {
+			return nil, err
+		}
+		return e.runBaked(runCtx, c, b, req, t.Policy, t.Session, spec.Stdout, spec.Stderr, uint64(pages)*pageSize, false)
 	}
-	return e.runBaked(runCtx, c, b, req, t.Policy, t.Session, spec.Stdout, spec.Stderr, uint64(pages)*pageSize)
+	r, err := start(c)
+	if errors.Is(err, errPoolRefused) { // also a self-test refused: kept in bakedSnapshot.err
+		if c, err = e.overflowOf(c); err != nil {
+			return nil, err
+		}
+		r, err = start(c)
+	}
+	return r, err
 }
 
 // bakedModule returns snap baked and compiled (or loaded from the cache
@@ -171,6 +183,12 @@ func (e *wasmtimeEngine) buildBaked(ctx context.Context, c *wasmtimeConfig, snap
 		}
 		mod, err := wasmtime.NewModule(c.engine, bin)
 		if err != nil {
+			// The pool checks modules as they compile: a valid module that
+			// does not fit a slot runs in the overflow.
+			if o, oerr := e.overflowOf(c); oerr == nil && o != c && wasmtime.ModuleValidate(o.engine, bin) == nil {
+				b.unpooled.Store(true)
+				return fmt.Errorf("%w: compiling the baked module: %v", errPoolRefused, err)
+			}
 			return fmt.Errorf("compiling the baked module: %w", err)
 		}
 		e.bakeCompiles.Add(1)
@@ -202,7 +220,7 @@ func (e *wasmtimeEngine) buildBaked(ctx context.Context, c *wasmtimeConfig, snap
 		defer sess.Close()
 		// In the fuel configuration the self-test gets plenty: it checks the
 		// restore, not a budget.
-		r, err := e.runBaked(ctx, c, b, req, Policy{Mounts: mounts, CPU: selfTestFuel}, sess, spec.Stdout, spec.Stderr, limit)
+		r, err := e.runBaked(ctx, c, b, req, Policy{Mounts: mounts, CPU: selfTestFuel}, sess, spec.Stdout, spec.Stderr, limit, true)
 		if err != nil {
 			return nil, err
 		}
@@ -231,19 +249,32 @@ func pruneBaked(dir string, keep int) {
 	}
 }
 
-// runBaked runs one task in a fresh instance of b: the policy's mounts, a
-// memory limit of limit bytes, stdout and stderr streamed, the session
-// through the clock gate, stopped by the epoch callback when runCtx is
-// done. The environment, argv and code are in req.
 // selfTestFuel is the fuel of a baked snapshot's self-test in the fuel
 // configuration.
 const selfTestFuel = 1 << 40
 
-func (e *wasmtimeEngine) runBaked(runCtx context.Context, c *wasmtimeConfig, b *bakedSnapshot, req *pysnap.Request, p Policy, session *abi.Session, stdout, stderr io.Writer, limit uint64) (*snapshotRun, error) {
+// runBaked runs one task in a fresh instance of b: the policy's mounts, a
+// memory limit of limit bytes, stdout and stderr streamed, the session
+// through the clock gate, stopped by the epoch callback when runCtx is
+// done. The environment, argv and code are in req. errPoolRefused when
+// c's pool has no slot for it, before the guest ran; with waitSlot (the
+// self-test) it waits for a slot rather than for all of them taken.
+func (e *wasmtimeEngine) runBaked(runCtx context.Context, c *wasmtimeConfig, b *bakedSnapshot, req *pysnap.Request, p Policy, session *abi.Session, stdout, stderr io.Writer, limit uint64, waitSlot bool) (*snapshotRun, error) {
+	if b.unpooled.Load() && c.slots != nil {
+		return nil, errPoolRefused
+	}
 	if !e.enter() {
 		return nil, errors.New("runtime host is closed")
 	}
 	defer e.leave()
+	if waitSlot {
+		if err := c.waitSlot(runCtx); err != nil {
+			return nil, err
+		}
+	} else if !c.take() {
+		return nil, errPoolRefused
+	}
+	defer c.give() // after the store is closed (deferred later, runs first)
 	begin := time.Now()
 	runCtx, cancel := context.WithCancel(runCtx)
 	defer cancel()
@@ -281,6 +312,10 @@ func (e *wasmtimeEngine) runBaked(runCtx context.Context, c *wasmtimeConfig, b *
 	defer release()
 	inst, err := c.linker.Instantiate(store, b.mod)
 	if err != nil {
+		if c.poolRefused(err) {
+			b.unpooled.Store(true)
+			return nil, errPoolRefused
+		}
 		return nil, fmt.Errorf("instantiating the baked Python snapshot: %w", err)
 	}
 	var mem *wasmtime.Memory
