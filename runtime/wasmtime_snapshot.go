@@ -80,6 +80,12 @@ func (e *wasmtimeEngine) prepareSnapshot(ctx context.Context, snap *pysnap.Snaps
 		return err
 	}
 	_, err = e.bakedModule(ctx, c, snap)
+	if errors.Is(err, errPoolRefused) { // as startSnapshot will: the overflow configuration
+		if c, err = e.overflowOf(c); err != nil {
+			return err
+		}
+		_, err = e.bakedModule(ctx, c, snap)
+	}
 	return err
 }
 
