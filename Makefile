@@ -67,7 +67,8 @@ env:
 bench: $(PYTHON_WASM) build
 	cd examples/warehouse && ../../bin/ork python install -r requirements.txt
 	@out=$$(mktemp); { \
-	  $(RUST_ENV) $(GO) test -run '^$$' -bench 'Task|Executor|Baseline' -benchtime 20x ./internal/bench/; \
+	  $(RUST_ENV) $(GO) test -run '^$$' -bench 'Task$$|Executor$$|Baseline' -benchtime 200x ./internal/bench/; \
+	  $(RUST_ENV) $(GO) test -run '^$$' -bench 'Cold$$' -benchtime 20x ./internal/bench/; \
 	  $(RUST_ENV) $(GO) test -run '^$$' -bench 'Workflow|Memory' -benchtime 2x ./internal/bench/; \
 	  $(RUST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/pysnap/ ./runtime/; \
 	} 2>&1 | tee $$out; \
