@@ -27,9 +27,6 @@ func NewHosts(def string, opts ...Option) *Hosts {
 	return &Hosts{def: def, opts: opts, hosts: map[string]*Host{}}
 }
 
-// DefaultEngine is the engine Get("") gives.
-func (hs *Hosts) DefaultEngine() string { return hs.def }
-
 // Get returns the host of engine name ("" for the default), creating it
 // the first time.
 func (hs *Hosts) Get(name string) (*Host, error) {
