@@ -159,7 +159,7 @@ func (r *Registry) For(ex *project.Executor) (*Set, error) {
 			}
 			grants = append(grants, httpcap.Grant{Pattern: g.Pattern, Headers: hdr})
 		}
-		c, err := httpcap.New(httpcap.Policy{Grants: grants})
+		c, err := httpcap.New(httpcap.Policy{Grants: grants, Key: sandboxKey(ex.Name, "allowed_hosts")})
 		if err != nil {
 			return nil, fmt.Errorf("executor %s: sandbox.allowed_hosts: %w", ex.Name, err)
 		}
@@ -171,7 +171,7 @@ func (r *Registry) For(ex *project.Executor) (*Set, error) {
 // HTTP makes a request the executor's allowed_hosts permit.
 func (s *Set) HTTP(ctx context.Context, req abi.HTTPRequest) (*abi.HTTPResponse, error) {
 	if s.http == nil {
-		return nil, fmt.Errorf("executor %q may not make HTTP requests (to %s); add the host to its sandbox.allowed_hosts in ork.yaml", s.executor, req.URL)
+		return nil, fmt.Errorf("executor %q may not make HTTP requests (to %s); add the host to %s", s.executor, req.URL, sandboxKey(s.executor, "allowed_hosts"))
 	}
 	r := httpcap.Request{Method: req.Method, URL: req.URL, Headers: req.Headers, Timeout: time.Duration(req.TimeoutMS) * time.Millisecond}
 	switch {
@@ -204,14 +204,14 @@ func (s *Set) HTTP(ctx context.Context, req abi.HTTPRequest) (*abi.HTTPResponse,
 // Secret returns a secret granted by sandbox.secrets.
 func (s *Set) Secret(name string) (string, error) {
 	if !s.secrets[name] {
-		return "", fmt.Errorf("secret %q is not granted to executor %q; add it to its sandbox.secrets in ork.yaml", name, s.executor)
+		return "", fmt.Errorf("secret %q is not granted to executor %q; add it to %s", name, s.executor, sandboxKey(s.executor, "secrets"))
 	}
 	return s.reg.Secret(name)
 }
 
 func (s *Set) pool(conn string) (*sqlcap.Pool, error) {
 	if !s.conns[conn] {
-		return nil, fmt.Errorf("connection %q is not granted to executor %q; add it to its sandbox.connections in ork.yaml", conn, s.executor)
+		return nil, fmt.Errorf("connection %q is not granted to executor %q; add it to %s", conn, s.executor, sandboxKey(s.executor, "connections"))
 	}
 	p, err := s.reg.sqlPool()
 	if err != nil {
@@ -265,4 +265,10 @@ func (s *Set) Secrets() []string {
 		out = append(out, s.http.SecretValues()...)
 	}
 	return out
+}
+
+// sandboxKey names an executor's sandbox key in ork.yaml, for messages:
+// "executors.fetch.sandbox.allowed_hosts in ork.yaml".
+func sandboxKey(executor, key string) string {
+	return "executors." + executor + ".sandbox." + key + " in ork.yaml"
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/orkrun/ork/internal/capability/httpcap"
 )
 
 // Secret is one entry of ork.yaml's `secrets:`: where the host reads it.
@@ -312,12 +314,26 @@ func (p *Project) decodeAllowedHosts(d *fileDecoder, x *Executor, n *yaml.Node) 
 			ok = false
 			continue
 		}
-		if strings.Contains(g.Pattern, "://") || strings.Contains(g.Pattern, "/") {
-			d.errorf(item, "allowed host %q in %s must be a host with an optional port, without scheme or path, e.g. api.example.com or 127.0.0.1:8080", g.Pattern, what)
+		if err := httpcap.ValidatePattern(g.Pattern); err != nil {
+			at := item
+			if nd.Kind == yaml.MappingNode {
+				at = mappingValue(nd, "host")
+			}
+			d.errorf(at, "%v (in %s)", err, what)
 			ok = false
 			continue
 		}
 		x.Sandbox.AllowedHosts = append(x.Sandbox.AllowedHosts, g)
 	}
 	return ok
+}
+
+// mappingValue returns the value of key in mapping node n, or n itself.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return n
 }

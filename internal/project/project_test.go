@@ -572,6 +572,7 @@ executors:
     sandbox:
       allowed_hosts:
         - "*.example.com"
+        - 10.1.2.0/24:5432
         - host: bigquery.googleapis.com
           headers: {Authorization: "Bearer {{ secret.BQ_TOKEN }}"}
       secrets: [BQ_TOKEN]
@@ -592,10 +593,10 @@ executors:
 		t.Fatalf("warehouse %+v", c)
 	}
 	sb := p.Executors["bq"].Sandbox
-	if len(sb.AllowedHosts) != 2 || sb.AllowedHosts[1].Headers["Authorization"] != "Bearer {{ secret.BQ_TOKEN }}" {
+	if len(sb.AllowedHosts) != 3 || sb.AllowedHosts[1].Pattern != "10.1.2.0/24:5432" || sb.AllowedHosts[2].Headers["Authorization"] != "Bearer {{ secret.BQ_TOKEN }}" {
 		t.Fatalf("allowed hosts %+v", sb.AllowedHosts)
 	}
-	got, err := ExpandSecrets(sb.AllowedHosts[1].Headers["Authorization"], func(n string) (string, error) { return "tok-" + n, nil })
+	got, err := ExpandSecrets(sb.AllowedHosts[2].Headers["Authorization"], func(n string) (string, error) { return "tok-" + n, nil })
 	if err != nil || got != "Bearer tok-BQ_TOKEN" {
 		t.Fatalf("expand = %q, %v", got, err)
 	}
@@ -613,7 +614,13 @@ func TestCapabilitiesErrors(t *testing.T) {
 			`the dsn of connection "pg" holds a password; move it to a secret and name it with password_secret:`},
 		{"secret without source", "secrets:\n  S: {}\n", `ork.yaml:2:3: secret "S" says neither where to read it; add env: VAR or file: path`},
 		{"host with scheme", "executors:\n  e:\n    type: rust\n    sandbox: {allowed_hosts: [\"https://a.com\"]}\n",
-			`allowed host "https://a.com" in sandbox allowed_hosts of executor "e" must be a host with an optional port, without scheme or path`},
+			`ork.yaml:4:31: invalid allowed host "https://a.com": remove the scheme "https://"; entries name a host with an optional port, e.g. "a.com" (in sandbox allowed_hosts of executor "e")`},
+		{"bad wildcard", "executors:\n  e:\n    type: rust\n    sandbox:\n      allowed_hosts:\n        - \"*foo.com\"\n",
+			`ork.yaml:6:11: invalid allowed host "*foo.com": a wildcard may only be the whole first label, as in "*.example.com" (in sandbox allowed_hosts of executor "e")`},
+		{"port out of range", "executors:\n  e:\n    type: rust\n    sandbox:\n      allowed_hosts:\n        - api.example.com:99999\n",
+			`ork.yaml:6:11: invalid allowed host "api.example.com:99999": the port "99999" is not a number between 1 and 65535 (in sandbox allowed_hosts of executor "e")`},
+		{"bad host in a mapping", "executors:\n  e:\n    type: rust\n    sandbox:\n      allowed_hosts:\n        - host: 10.1.2.3/24\n          headers: {X-A: b}\n",
+			`ork.yaml:6:17: invalid allowed host "10.1.2.3/24": the address block has bits set after its /24 prefix; write 10.1.2.0/24 (in sandbox allowed_hosts of executor "e")`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,9 +2,12 @@ package httpcap
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -39,6 +42,10 @@ func (c *Client) dial(ctx context.Context, scheme, network, addr string) (net.Co
 	var ips []netip.Addr
 	if ip.IsValid() {
 		ips = []netip.Addr{ip}
+	} else if isLocalhostName(host) {
+		// RFC 6761: localhost names are the loopback addresses, never
+		// something DNS says.
+		ips = []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()}
 	} else {
 		addrs, err := c.lookup(ctx, host)
 		if err != nil {
@@ -56,16 +63,9 @@ func (c *Client) dial(ctx context.Context, scheme, network, addr string) (net.Co
 			return nil, errorf(KindNetwork, nil, "cannot resolve host %s: it has no addresses", host)
 		}
 	}
-	// Every address must pass, not just the one we would use: a name that
-	// resolves to a mix of public and internal addresses is a rebinding
-	// attempt or a misconfiguration either way.
-	if g.wildcard {
-		for _, a := range ips {
-			if kind := specialKind(a); kind != "" {
-				return nil, errorf(KindRefused, nil,
-					"host %s resolves to %s, %s, and is allowed only by the wildcard %q; wildcards never allow loopback, private, link-local or other non-public addresses; list the host explicitly in sandbox.allowed_hosts (e.g. %q) to allow it",
-					host, a.WithZone(""), kind, g.pattern, hostPort(scheme, host, port))
-			}
+	if !ip.IsValid() {
+		if err := c.checkAddrs(scheme, host, port, g, ips); err != nil {
+			return nil, err
 		}
 	}
 
@@ -89,4 +89,57 @@ func (c *Client) dial(ctx context.Context, scheme, network, addr string) (net.Co
 		return nil, errorf(KindNetwork, errs[0], "cannot connect to %s: %v", what, errs[0])
 	}
 	return nil, errorf(KindNetwork, errs[0], "cannot connect to %s at any of its %d addresses: %v", what, len(ips), errs[0])
+}
+
+// isLocalhostName reports whether host (normalised) is "localhost" or a
+// name under it, which resolve to the loopback addresses (RFC 6761).
+func isLocalhostName(host string) bool {
+	return host == "localhost" || strings.HasSuffix(host, ".localhost")
+}
+
+// checkAddrs refuses a name whose addresses include a non-public one that
+// no address entry (an IP literal or a CIDR block) of the policy allows on
+// this port. Every address must pass, not just the one we would use: a name
+// that resolves to a mix of public and internal addresses is a rebinding
+// attempt or a misconfiguration either way. The one name exempt is
+// "localhost" itself, listed explicitly: that entry asks for loopback (and
+// loopback is all it resolves to).
+func (c *Client) checkAddrs(scheme, host string, port int, g *grant, ips []netip.Addr) error {
+	if host == "localhost" && !g.wildcard {
+		return nil
+	}
+	var bad, entries []string
+	for _, a := range ips {
+		kind := specialKind(a)
+		if kind == "" || c.addrAllowed(scheme, a, port) {
+			continue
+		}
+		a = a.WithZone("").Unmap()
+		entry := hostPort(scheme, a.String(), port)
+		if slices.Contains(entries, strconv.Quote(entry)) {
+			continue
+		}
+		bad = append(bad, a.String()+", "+kind)
+		entries = append(entries, strconv.Quote(entry))
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	by := fmt.Sprintf("the name %q", g.pattern)
+	if g.wildcard {
+		by = fmt.Sprintf("the wildcard %q", g.pattern)
+	}
+	return errorf(KindRefused, nil,
+		"host %s resolves to %s, and is allowed only by %s; a host name never allows loopback, private, link-local or other non-public addresses by itself; to allow the address, add %s to %s",
+		host, strings.Join(bad, "; "), by, strings.Join(entries, " and "), c.key)
+}
+
+// addrAllowed reports whether an address entry allows ip on port.
+func (c *Client) addrAllowed(scheme string, ip netip.Addr, port int) bool {
+	for _, g := range c.grants {
+		if g.coversAddr(scheme, ip, port) {
+			return true
+		}
+	}
+	return false
 }

@@ -12,6 +12,8 @@
 //     the wildcard is only allowed as the whole first label;
 //   - "127.0.0.1" and "[::1]" match that IP address literally (written
 //     canonically; an IPv4-mapped IPv6 address counts as its IPv4 form);
+//   - "10.0.0.0/8" and "fd00::/8" (CIDR notation; "[fd00::/8]:5432" with
+//     a port) match every address of the block;
 //   - a pattern with a port (":8080") matches only that port; a pattern
 //     without a port matches only the default port of the URL's scheme,
 //     80 for http and 443 for https. So "api.example.com" allows
@@ -19,8 +21,9 @@
 //     https://api.example.com:8443, which needs "api.example.com:8443".
 //
 // When several grants match, the most specific one applies (and only its
-// headers are added): an exact host beats a wildcard, a longer wildcard
-// beats a shorter one, and a pattern with the port beats one without.
+// headers are added): an exact host beats a wildcard or an address block, a
+// longer wildcard beats a shorter one, a narrower block beats a wider one,
+// and a pattern with the port beats one without.
 //
 // # Addresses
 //
@@ -28,15 +31,19 @@
 // then connects to a checked address, so DNS cannot smuggle in a target the
 // policy refuses. Loopback, private (RFC 1918, fc00::/7), link-local
 // (169.254/16, fe80::/10), unspecified, multicast, shared (CGNAT,
-// 100.64/10) and reserved addresses (see specialKind) are allowed only
-// through a grant that names the host explicitly: an IP literal
-// ("127.0.0.1:8080", "[::1]:8080") or an exact host name ("localhost:9000",
-// "db.internal"). A host matched only by a wildcard must resolve to public
-// addresses exclusively: if any of its addresses is non-public the request
-// is refused, because whoever controls DNS under a wildcard (e.g.
-// "*.nip.io") could otherwise point a name at the host's own services or a
-// cloud metadata endpoint. Listing a host by name is taken as the
-// operator's statement that the name and its DNS are trusted.
+// 100.64/10) and reserved addresses (see specialKind) are reached only
+// when the address itself is granted: by an IP literal ("127.0.0.1:8080",
+// "[::1]:8080") or an address block in CIDR notation ("10.0.0.0/8",
+// "10.1.2.0/24:5432", "fd00::/8"). A host name, exact or wildcard, never
+// grants a non-public address on its own: "db.internal" resolving to
+// 10.1.2.3 is refused unless "10.1.2.3" (or a block holding it) is listed
+// too, with a port that covers the request. If any address of a name is
+// refused the request is refused, because whoever controls the name's DNS
+// could otherwise point it at the host's own services or a cloud metadata
+// endpoint. The one exception is the name "localhost" listed as such
+// ("localhost:9000"), which asks for loopback explicitly. "localhost" and
+// names under it ("api.localhost") resolve to 127.0.0.1 and ::1 without
+// asking DNS (RFC 6761).
 //
 // # Redirects
 //
@@ -132,6 +139,10 @@ type Policy struct {
 	MaxResponseBytes int64         // default 32 MiB
 	Timeout          time.Duration // default 30 s, per call to Do, capped by the request's own timeout
 	MaxRedirects     int           // default 5; negative: redirects are returned to the guest, not followed
+	// Key names where the grants are configured, for refusal messages,
+	// e.g. "executors.fetch.sandbox.allowed_hosts in ork.yaml". Default:
+	// "sandbox.allowed_hosts in ork.yaml".
+	Key string
 }
 
 // Defaults of Policy.
@@ -167,6 +178,7 @@ type Client struct {
 	timeout      time.Duration
 	maxRedirects int
 	secrets      []string
+	key          string // Policy.Key
 
 	hc        *http.Client
 	transport map[string]*http.Transport // by scheme, so that the dialer knows it
@@ -184,7 +196,11 @@ func New(p Policy) (*Client, error) {
 		maxResp:      p.MaxResponseBytes,
 		timeout:      p.Timeout,
 		maxRedirects: p.MaxRedirects,
+		key:          p.Key,
 		lookup:       net.DefaultResolver.LookupIPAddr,
+	}
+	if c.key == "" {
+		c.key = "sandbox.allowed_hosts in ork.yaml"
 	}
 	switch {
 	case c.maxReq < 0:
@@ -375,7 +391,7 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 		case ctx.Err() != nil && own:
 			return errorf(KindTimeout, ctx.Err(), "the request to %s timed out after %s, the timeout the request set", show(u), timeout)
 		case ctx.Err() != nil:
-			return errorf(KindTimeout, ctx.Err(), "the request to %s timed out after %s, the limit for this executor", show(u), timeout)
+			return errorf(KindTimeout, ctx.Err(), "the request to %s timed out after %s, the HTTP limit per request", show(u), timeout)
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -554,16 +570,19 @@ func (c *Client) notAllowed(scheme, host string, ip netip.Addr, port int) error 
 	entry := hostPort(scheme, host, port)
 	if ip.IsValid() {
 		if kind := specialKind(ip); kind != "" {
-			return errorf(KindRefused, nil, "%s is %s; list it explicitly in sandbox.allowed_hosts (e.g. %q) to allow it", host, kind, entry)
+			return errorf(KindRefused, nil, "%s is %s; to allow it, add %q to %s", host, kind, entry, c.key)
 		}
 	}
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return errorf(KindRefused, nil, "%s is a loopback name; list it explicitly in sandbox.allowed_hosts (e.g. %q) to allow it", host, entry)
+	if isLocalhostName(host) {
+		return errorf(KindRefused, nil, "%s is a loopback name; to allow it, add %q to %s", host, entry, c.key)
 	}
 	// The host may be granted on other ports; say which.
 	var nums []int
 	defaults := false
 	for _, g := range c.grants {
+		if g.prefix.IsValid() {
+			continue
+		}
 		if !g.wildcard && g.host == host || g.wildcard && len(host) > len(g.host) && strings.HasSuffix(host, g.host) {
 			if g.port == 0 {
 				defaults = true
@@ -581,12 +600,12 @@ func (c *Client) notAllowed(scheme, host string, ip netip.Addr, port int) error 
 		ports = append(ports, "80 (http) or 443 (https)")
 	}
 	if len(ports) > 0 {
-		return errorf(KindRefused, nil, "host %s is not allowed for this executor on port %d (only on port %s); add %q to sandbox.allowed_hosts in ork.yaml", host, port, strings.Join(ports, ", "), entry)
+		return errorf(KindRefused, nil, "host %s is not allowed on port %d (only on port %s); add %q to %s", host, port, strings.Join(ports, ", "), entry, c.key)
 	}
 	if entry == host {
-		return errorf(KindRefused, nil, "host %s is not allowed for this executor; add it to sandbox.allowed_hosts in ork.yaml", host)
+		return errorf(KindRefused, nil, "host %s is not allowed; add it to %s", host, c.key)
 	}
-	return errorf(KindRefused, nil, "host %s is not allowed for this executor; add %q to sandbox.allowed_hosts in ork.yaml", entry, entry)
+	return errorf(KindRefused, nil, "host %s is not allowed; add %q to %s", entry, entry, c.key)
 }
 
 // guestHeaders validates the guest's headers and drops the ignored ones.

@@ -208,7 +208,7 @@ func TestAllowedExactHostWithPort(t *testing.T) {
 		c := newClient(t, Policy{Grants: grants("api.example.test:" + p)})
 		fakeNet(c, map[string][]string{"api.example.test": {"192.0.2.10"}})
 		_, err := get(t, c, "http://api.example.test:1/")
-		mustFail(t, err, KindRefused, "host api.example.test is not allowed for this executor on port 1 (only on port "+p+")", `add "api.example.test:1"`)
+		mustFail(t, err, KindRefused, "host api.example.test is not allowed on port 1 (only on port "+p+")", `add "api.example.test:1"`)
 		_, err = get(t, c, "http://api.example.test/")
 		mustFail(t, err, KindRefused, "on port 80")
 	})
@@ -227,7 +227,7 @@ func TestWildcard(t *testing.T) {
 	mustOK(t, r(get(t, c, "http://a.example.test:"+p+"/")))
 	mustOK(t, r(get(t, c, "http://A.B.example.test:"+p+"/")))
 	_, err := get(t, c, "http://example.test:"+p+"/")
-	mustFail(t, err, KindRefused, "host example.test:"+p+" is not allowed for this executor")
+	mustFail(t, err, KindRefused, "host example.test:"+p+" is not allowed; add \"example.test:"+p+"\" to sandbox.allowed_hosts in ork.yaml")
 	_, err = get(t, c, "http://badexample.test:"+p+"/")
 	mustFail(t, err, KindRefused, "badexample.test")
 }
@@ -241,6 +241,10 @@ func TestMatchRules(t *testing.T) {
 		{Pattern: "*.example.com:9000", Headers: map[string]string{"X-Which": "wild9000"}},
 		{Pattern: "10.1.2.3"},
 		{Pattern: "[2001:db8::1]:8080"},
+		{Pattern: "10.0.0.0/8:5432"},
+		{Pattern: "10.1.2.0/24:5432"},
+		{Pattern: "10.1.2.3:5432"},
+		{Pattern: "[fd00::/8]:5432"},
 	}})
 	tests := []struct {
 		scheme, host string
@@ -263,6 +267,12 @@ func TestMatchRules(t *testing.T) {
 		{"http", "10.1.2.3", 8080, ""},
 		{"http", "2001:db8::1", 8080, "[2001:db8::1]:8080"},
 		{"http", "2001:db8::1", 80, ""},
+		{"http", "10.9.9.9", 5432, "10.0.0.0/8:5432"},
+		{"http", "10.1.2.9", 5432, "10.1.2.0/24:5432"}, // the narrower block wins
+		{"http", "10.1.2.3", 5432, "10.1.2.3:5432"},    // an exact address beats a block
+		{"http", "10.9.9.9", 80, ""},
+		{"http", "fd00::5", 5432, "[fd00::/8]:5432"},
+		{"http", "a.10.0.0.0", 5432, ""},
 	}
 	for _, tt := range tests {
 		g := c.match(tt.scheme, tt.host, tt.port)
@@ -279,12 +289,12 @@ func TestMatchRules(t *testing.T) {
 func TestRefusedHost(t *testing.T) {
 	_, rec, port := server(t, nil)
 	p := strconv.Itoa(port)
-	c := newClient(t, Policy{Grants: grants("api.example.test:" + p)})
+	c := newClient(t, Policy{Grants: grants("api.example.test:" + p), Key: "executors.fetch.sandbox.allowed_hosts in ork.yaml"})
 	fakeNet(c, map[string][]string{"api.evil.test": {"192.0.2.66"}})
 	_, err := get(t, c, "https://api.evil.test/x")
-	mustFail(t, err, KindRefused, "host api.evil.test is not allowed for this executor; add it to sandbox.allowed_hosts in ork.yaml")
+	mustFail(t, err, KindRefused, "host api.evil.test is not allowed; add it to executors.fetch.sandbox.allowed_hosts in ork.yaml")
 	_, err = get(t, c, "http://api.evil.test:"+p+"/x")
-	mustFail(t, err, KindRefused, `host api.evil.test:`+p+` is not allowed for this executor; add "api.evil.test:`+p+`" to sandbox.allowed_hosts`)
+	mustFail(t, err, KindRefused, `host api.evil.test:`+p+` is not allowed; add "api.evil.test:`+p+`" to executors.fetch.sandbox.allowed_hosts in ork.yaml`)
 	if rec.n() != 0 {
 		t.Fatalf("the server received %d requests", rec.n())
 	}
@@ -304,9 +314,9 @@ func TestLoopback(t *testing.T) {
 		c := newClient(t, Policy{Grants: grants("*.example.test:" + p)})
 		fakeNet(c, hosts)
 		_, err := get(t, c, "http://127.0.0.1:"+p+"/")
-		mustFail(t, err, KindRefused, `127.0.0.1 is a loopback address; list it explicitly in sandbox.allowed_hosts (e.g. "127.0.0.1:`+p+`") to allow it`)
+		mustFail(t, err, KindRefused, `127.0.0.1 is a loopback address; to allow it, add "127.0.0.1:`+p+`" to sandbox.allowed_hosts in ork.yaml`)
 		_, err = get(t, c, "http://127.0.0.1/")
-		mustFail(t, err, KindRefused, `(e.g. "127.0.0.1")`)
+		mustFail(t, err, KindRefused, `add "127.0.0.1" to`)
 		_, err = get(t, c, "http://10.0.0.1/")
 		mustFail(t, err, KindRefused, "10.0.0.1 is a private address")
 		_, err = get(t, c, "http://169.254.169.254/")
@@ -316,7 +326,7 @@ func TestLoopback(t *testing.T) {
 		c := newClient(t, Policy{Grants: grants("*.example.test:" + p)})
 		dialed := fakeNet(c, hosts)
 		_, err := get(t, c, "http://loop.example.test:"+p+"/")
-		mustFail(t, err, KindRefused, "host loop.example.test resolves to 127.0.0.1, a loopback address, and is allowed only by the wildcard \"*.example.test:"+p+"\"", `(e.g. "loop.example.test:`+p+`")`)
+		mustFail(t, err, KindRefused, "host loop.example.test resolves to 127.0.0.1, a loopback address, and is allowed only by the wildcard \"*.example.test:"+p+"\"; a host name never allows loopback, private, link-local or other non-public addresses by itself; to allow the address, add \"127.0.0.1:"+p+"\" to sandbox.allowed_hosts in ork.yaml")
 		_, err = get(t, c, "http://mixed.example.test:"+p+"/")
 		mustFail(t, err, KindRefused, "resolves to 127.0.0.1")
 		_, err = get(t, c, "http://meta.example.test:"+p+"/")
@@ -331,7 +341,7 @@ func TestLoopback(t *testing.T) {
 		c := newClient(t, Policy{Grants: grants("127.0.0.1:" + p)})
 		fakeNet(c, hosts)
 		_, err := get(t, c, "http://loop.example.test:"+p+"/")
-		mustFail(t, err, KindRefused, "host loop.example.test:"+p+" is not allowed for this executor")
+		mustFail(t, err, KindRefused, "host loop.example.test:"+p+" is not allowed; add")
 	})
 	t.Run("literal address granted", func(t *testing.T) {
 		c := newClient(t, Policy{Grants: grants("127.0.0.1:" + p)})
@@ -339,10 +349,58 @@ func TestLoopback(t *testing.T) {
 		// IPv4-mapped IPv6 is the same address.
 		mustOK(t, r(get(t, c, "http://[::ffff:127.0.0.1]:"+p+"/")))
 	})
-	t.Run("name granted explicitly", func(t *testing.T) {
-		c := newClient(t, Policy{Grants: grants("loop.example.test:" + p)})
+	t.Run("name granted explicitly, address not", func(t *testing.T) {
+		c := newClient(t, Policy{Grants: grants("*.example.test:"+p, "loop.example.test:"+p, "meta.example.test", "ten.example.test:"+p, "mixed.example.test:"+p, "127.0.0.1:1"),
+			Key: "executors.fetch.sandbox.allowed_hosts in ork.yaml"})
+		dialed := fakeNet(c, hosts)
+		before := rec.n()
+		_, err := get(t, c, "http://loop.example.test:"+p+"/")
+		mustFail(t, err, KindRefused, "host loop.example.test resolves to 127.0.0.1, a loopback address, and is allowed only by the name \"loop.example.test:"+p+"\"; a host name never allows loopback, private, link-local or other non-public addresses by itself; to allow the address, add \"127.0.0.1:"+p+"\" to executors.fetch.sandbox.allowed_hosts in ork.yaml")
+		_, err = get(t, c, "http://meta.example.test/")
+		mustFail(t, err, KindRefused, "host meta.example.test resolves to 169.254.169.254, a link-local address", `add "169.254.169.254" to executors.fetch`)
+		_, err = get(t, c, "http://ten.example.test:"+p+"/")
+		mustFail(t, err, KindRefused, "resolves to 10.0.0.1, a private address")
+		_, err = get(t, c, "http://mixed.example.test:"+p+"/")
+		mustFail(t, err, KindRefused, "resolves to 127.0.0.1, a loopback address,")
+		if len(*dialed) != 0 || rec.n() != before {
+			t.Fatalf("dialed %v, server saw %d requests", *dialed, rec.n()-before)
+		}
+	})
+	t.Run("name and address granted", func(t *testing.T) {
+		c := newClient(t, Policy{Grants: grants("loop.example.test:"+p, "127.0.0.1:"+p)})
+		dialed := fakeNet(c, hosts)
+		mustOK(t, r(get(t, c, "http://loop.example.test:"+p+"/")))
+		if len(*dialed) != 1 || (*dialed)[0] != "127.0.0.1:"+p {
+			t.Fatalf("dialed %v, want the checked address", *dialed)
+		}
+		// The address entry must cover the port too.
+		c = newClient(t, Policy{Grants: grants("loop.example.test:"+p, "127.0.0.1")})
+		fakeNet(c, hosts)
+		_, err := get(t, c, "http://loop.example.test:"+p+"/")
+		mustFail(t, err, KindRefused, `add "127.0.0.1:`+p+`" to`)
+	})
+	t.Run("address block granted", func(t *testing.T) {
+		c := newClient(t, Policy{Grants: grants("*.example.test:"+p, "127.0.0.0/8:"+p, "10.0.0.0/8")})
 		fakeNet(c, hosts)
 		mustOK(t, r(get(t, c, "http://loop.example.test:"+p+"/")))
+		mustOK(t, r(get(t, c, "http://127.0.0.1:"+p+"/")))
+		// The block on the default ports does not cover this port.
+		_, err := get(t, c, "http://ten.example.test:"+p+"/")
+		mustFail(t, err, KindRefused, `add "10.0.0.1:`+p+`" to`)
+		_, err = get(t, c, "http://meta.example.test:"+p+"/")
+		mustFail(t, err, KindRefused, "169.254.169.254, a link-local address")
+	})
+	t.Run("names under localhost are loopback", func(t *testing.T) {
+		c := newClient(t, Policy{Grants: grants("api.localhost:" + p)})
+		fakeNet(c, map[string][]string{"api.localhost": {"192.0.2.1"}}) // DNS is not asked
+		_, err := get(t, c, "http://api.localhost:"+p+"/")
+		mustFail(t, err, KindRefused, "host api.localhost resolves to 127.0.0.1, a loopback address; ::1, a loopback address, and is allowed only by the name", `add "127.0.0.1:`+p+`" and "[::1]:`+p+`" to`)
+		c = newClient(t, Policy{Grants: grants("api.localhost:"+p, "127.0.0.1:"+p, "[::1]:"+p)})
+		dialed := fakeNet(c, map[string][]string{"api.localhost": {"192.0.2.1"}})
+		mustOK(t, r(get(t, c, "http://api.localhost:"+p+"/")))
+		if (*dialed)[0] != "127.0.0.1:"+p {
+			t.Fatalf("dialed %v", *dialed)
+		}
 	})
 }
 
@@ -358,7 +416,7 @@ func TestLocalhost(t *testing.T) {
 	}
 	c := newClient(t, Policy{Grants: grants("*.example.test")})
 	_, err := get(t, c, "http://localhost:"+p+"/")
-	mustFail(t, err, KindRefused, `localhost is a loopback name; list it explicitly in sandbox.allowed_hosts (e.g. "localhost:`+p+`")`)
+	mustFail(t, err, KindRefused, `localhost is a loopback name; to allow it, add "localhost:`+p+`" to sandbox.allowed_hosts in ork.yaml`)
 	if rec.n() != 0 {
 		t.Fatalf("the server received %d requests", rec.n())
 	}
@@ -377,7 +435,7 @@ func TestIPv6Loopback(t *testing.T) {
 	c := newClient(t, Policy{Grants: grants("127.0.0.1:"+p, "*.example.test:"+p)})
 	fakeNet(c, map[string][]string{"six.example.test": {"::1"}})
 	_, err := get(t, c, "http://[::1]:"+p+"/")
-	mustFail(t, err, KindRefused, `::1 is a loopback address; list it explicitly in sandbox.allowed_hosts (e.g. "[::1]:`+p+`")`)
+	mustFail(t, err, KindRefused, `::1 is a loopback address; to allow it, add "[::1]:`+p+`" to sandbox.allowed_hosts in ork.yaml`)
 	_, err = get(t, c, "http://[0:0::1]:"+p+"/")
 	mustFail(t, err, KindRefused, "::1 is a loopback address")
 	_, err = get(t, c, "http://six.example.test:"+p+"/")
@@ -645,7 +703,7 @@ func TestTimeout(t *testing.T) {
 	// The policy's limit caps a longer request timeout.
 	c = newClient(t, Policy{Grants: g, Timeout: 100 * time.Millisecond})
 	_, err = c.Do(context.Background(), Request{URL: u, Timeout: time.Hour})
-	mustFail(t, err, KindTimeout, "timed out after 100ms, the limit for this executor")
+	mustFail(t, err, KindTimeout, "timed out after 100ms, the HTTP limit per request")
 
 	// The caller's context (the task's deadline) also bounds it.
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -741,6 +799,14 @@ func TestBadPatterns(t *testing.T) {
 		{"bücher.de", "punycode"},
 		{"1.2.3", "looks like an IP address"},
 		{"a:b:c", `more than one ":"`},
+		{"10.0.0.0/33", `the prefix length "33" is not a number between 0 and 32`},
+		{"10.0.0.0/", `the prefix length "" is not a number`},
+		{"10.0.0.0/x8", `the prefix length "x8"`},
+		{"10.1.2.3/24", "the address block has bits set after its /24 prefix; write 10.1.2.0/24"},
+		{"10.0.0.0/8:99999", `the port "99999" is not a number between 1 and 65535`},
+		{"fd00::/129", `not a number between 0 and 128`},
+		{"[10.0.0.0/8]:80", "only IPv6 address blocks are written in brackets"},
+		{"127.0.0.1/path", `the prefix length "path"`},
 	}
 	for _, tt := range tests {
 		_, err := New(Policy{Grants: grants(tt.pattern)})
@@ -761,7 +827,8 @@ func TestBadPatterns(t *testing.T) {
 		}
 	}
 
-	for _, ok := range []string{"api.example.com", "API.example.com.", "*.googleapis.com", "127.0.0.1:8080", "localhost:9000", "[::1]:8080", "[2001:db8::1]", "10.0.0.1", "my_host.internal:443", "*.s3.eu-west-1.amazonaws.com"} {
+	for _, ok := range []string{"api.example.com", "API.example.com.", "*.googleapis.com", "127.0.0.1:8080", "localhost:9000", "[::1]:8080", "[2001:db8::1]", "10.0.0.1", "my_host.internal:443", "*.s3.eu-west-1.amazonaws.com",
+		"10.0.0.0/8", "10.1.2.0/24:5432", "fd00::/8", "[fd00::/8]:5432", "0.0.0.0/0"} {
 		if err := ValidatePattern(ok); err != nil {
 			t.Errorf("ValidatePattern(%q): %v", ok, err)
 		}

@@ -11,10 +11,11 @@ import (
 
 // grant is a parsed, normalised Grant.
 type grant struct {
-	pattern  string // as written in ork.yaml, for messages
-	host     string // lower-case name, or the canonical IP literal (no brackets)
-	wildcard bool   // "*.example.com": host holds the suffix ".example.com"
-	port     int    // 0: the scheme's default port (80 for http, 443 for https)
+	pattern  string       // as written in ork.yaml, for messages
+	host     string       // lower-case name, or the canonical IP literal (no brackets)
+	wildcard bool         // "*.example.com": host holds the suffix ".example.com"
+	prefix   netip.Prefix // valid for a CIDR entry ("10.0.0.0/8"); host is then its canonical form
+	port     int          // 0: the scheme's default port (80 for http, 443 for https)
 	headers  http.Header
 }
 
@@ -31,18 +32,48 @@ func (g *grant) matches(scheme, host string, port int) bool {
 	if g.wildcard {
 		return len(host) > len(g.host) && strings.HasSuffix(host, g.host)
 	}
+	if g.prefix.IsValid() {
+		ip, err := netip.ParseAddr(host)
+		return err == nil && g.prefix.Contains(ip)
+	}
 	return host == g.host
 }
 
+// isAddress reports whether the grant names addresses rather than host
+// names: an IP literal or a CIDR block.
+func (g *grant) isAddress() bool {
+	if g.wildcard {
+		return false
+	}
+	if g.prefix.IsValid() {
+		return true
+	}
+	_, err := netip.ParseAddr(g.host)
+	return err == nil
+}
+
+// coversAddr reports whether the grant is an address entry (IP literal or
+// CIDR block) that allows ip on port for scheme.
+func (g *grant) coversAddr(scheme string, ip netip.Addr, port int) bool {
+	return g.isAddress() && g.matches(scheme, ip.WithZone("").Unmap().String(), port)
+}
+
 // moreSpecific reports whether g should win over h when both match: an
-// exact host beats a wildcard, a longer wildcard suffix beats a shorter one,
-// and an explicit port beats the default ports.
+// exact host beats a wildcard or a CIDR block, a longer wildcard suffix
+// beats a shorter one, a narrower block beats a wider one, and an explicit
+// port beats the default ports.
 func (g *grant) moreSpecific(h *grant) bool {
 	if g.wildcard != h.wildcard {
 		return !g.wildcard
 	}
+	if gp, hp := g.prefix.IsValid(), h.prefix.IsValid(); gp != hp {
+		return !gp
+	}
 	if g.wildcard && len(g.host) != len(h.host) {
 		return len(g.host) > len(h.host)
+	}
+	if g.prefix.IsValid() && g.prefix.Bits() != h.prefix.Bits() {
+		return g.prefix.Bits() > h.prefix.Bits()
 	}
 	return g.port != 0 && h.port == 0
 }
@@ -70,7 +101,7 @@ func parsePattern(p string) (*grant, error) {
 	bad := func(format string, args ...any) error {
 		return &Error{Kind: KindInvalid, Msg: fmt.Sprintf("invalid allowed host %q: ", p) + fmt.Sprintf(format, args...)}
 	}
-	const shape = `write a host with an optional port, e.g. "api.example.com", "*.example.com", "127.0.0.1:8080" or "[::1]:8080"`
+	const shape = `write a host with an optional port, e.g. "api.example.com", "*.example.com", "127.0.0.1:8080", "[::1]:8080" or "10.0.0.0/8:5432"`
 	if p == "" {
 		return nil, bad("the entry is empty; " + shape)
 	}
@@ -84,6 +115,9 @@ func parsePattern(p string) (*grant, error) {
 			rest = rest[:j]
 		}
 		return nil, bad("remove the scheme %q; entries name a host with an optional port, e.g. %q", p[:i+3], rest)
+	}
+	if g, ok, err := parseCIDR(p, rest, bad); ok || err != nil {
+		return g, err
 	}
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
 		return nil, bad("remove %q; entries name a host with an optional port, without a path, e.g. %q", rest[i:], rest[:i])
@@ -165,6 +199,58 @@ func parsePattern(p string) (*grant, error) {
 	}
 	g.host = name
 	return g, nil
+}
+
+// parseCIDR parses an address block entry, "10.0.0.0/8", "10.1.2.0/24:5432",
+// "fd00::/8" or "[fd00::/8]:5432". It reports false (and no error) when rest
+// is not shaped like one, so that other checks explain what is wrong.
+func parseCIDR(p, rest string, bad func(string, ...any) error) (*grant, bool, error) {
+	slash := strings.Index(rest, "/")
+	if slash < 0 || strings.ContainsAny(rest, "?#") {
+		return nil, false, nil
+	}
+	addr, after, bracketed := rest[:slash], rest[slash+1:], false
+	if strings.HasPrefix(addr, "[") {
+		end := strings.Index(after, "]")
+		if end < 0 {
+			return nil, false, nil
+		}
+		addr, after, bracketed = addr[1:], after[:end]+after[end+1:], true
+		if !strings.HasPrefix(rest[slash+1+end+1:], ":") && rest[slash+1+end+1:] != "" {
+			return nil, false, nil
+		}
+	}
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return nil, false, nil // not an address block: a host with a path
+	}
+	bits, portStr, hasPort := after, "", false
+	if i := strings.Index(after, ":"); i >= 0 {
+		bits, portStr, hasPort = after[:i], after[i+1:], true
+	}
+	if bracketed && !ip.Is6() {
+		return nil, true, bad("only IPv6 address blocks are written in brackets; write %s/%s", addr, bits)
+	}
+	if ip.Zone() != "" {
+		return nil, true, bad("remove the zone %q from the address block", "%"+ip.Zone())
+	}
+	n, ok := parsePort(bits) // a small decimal number
+	if !ok && bits != "0" || n > ip.BitLen() {
+		return nil, true, bad("the prefix length %q is not a number between 0 and %d", bits, ip.BitLen())
+	}
+	prefix := netip.PrefixFrom(ip, n)
+	if prefix.Masked() != prefix {
+		return nil, true, bad("the address block has bits set after its /%d prefix; write %s", n, prefix.Masked())
+	}
+	g := &grant{pattern: p, prefix: prefix, host: prefix.String()}
+	if hasPort {
+		port, ok := parsePort(portStr)
+		if !ok {
+			return nil, true, bad("the port %q is not a number between 1 and 65535", portStr)
+		}
+		g.port = port
+	}
+	return g, true, nil
 }
 
 func parsePort(s string) (int, bool) {
