@@ -79,6 +79,74 @@ func (r *Registry) Values() []string {
 	return out
 }
 
+// RedactValues returns every value that must not leak from any task of the
+// project: each secret ork.yaml defines that can be read (not only those
+// granted to one executor: an executor may read another's secret from a
+// shared table or file and print it), the values of the headers attached to
+// every executor's allowed_hosts, and connection passwords. Secrets that
+// cannot be read are skipped; a task cannot see them either.
+func (r *Registry) RedactValues() []string {
+	var out []string
+	names := make([]string, 0, len(r.proj.Secrets))
+	for n := range r.proj.Secrets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if v, err := r.Secret(n); err == nil {
+			out = append(out, v)
+		}
+	}
+	lookup := func(n string) (string, error) {
+		v, err := r.Secret(n)
+		if err != nil {
+			return "", nil
+		}
+		return v, nil
+	}
+	for _, ex := range r.proj.Executors {
+		for _, g := range ex.Sandbox.AllowedHosts {
+			for _, v := range g.Headers {
+				if val, err := project.ExpandSecrets(v, lookup); err == nil {
+					out = append(out, val)
+				}
+			}
+		}
+	}
+	for _, c := range r.proj.Connections {
+		if pw := r.dsnPassword(c); pw != "" {
+			out = append(out, pw)
+		}
+	}
+	return out
+}
+
+// dsnPassword returns the password written in a connection's DSN, if any
+// (only a DSN read from the environment may hold one).
+func (r *Registry) dsnPassword(c *project.Connection) string {
+	if c.Type != project.ConnPostgres {
+		return ""
+	}
+	dsn, err := connDSN(c)
+	if err != nil || dsn == "" {
+		return ""
+	}
+	return sqlcap.DSNPassword(dsn)
+}
+
+// connDSN returns a connection's DSN: as written in ork.yaml, or read from
+// the environment variable dsn_env names.
+func connDSN(c *project.Connection) (string, error) {
+	if c.DSNEnv == "" {
+		return c.DSN, nil
+	}
+	v, ok := os.LookupEnv(c.DSNEnv)
+	if !ok || strings.TrimSpace(v) == "" {
+		return "", fmt.Errorf("connection %s: the environment variable %s is not set (ork.yaml connections.%s.dsn_env); set it to the PostgreSQL DSN, e.g. postgres://user:password@127.0.0.1:5432/db?sslmode=disable", c.Name, c.DSNEnv, c.Name)
+	}
+	return strings.TrimSpace(v), nil
+}
+
 func (r *Registry) sqlPool() (*sqlcap.Pool, error) {
 	r.once.Do(func() {
 		names := make([]string, 0, len(r.proj.Connections))
@@ -89,7 +157,16 @@ func (r *Registry) sqlPool() (*sqlcap.Pool, error) {
 		var conns []sqlcap.Connection
 		for _, n := range names {
 			c := r.proj.Connections[n]
-			sc := sqlcap.Connection{Name: n, Kind: sqlcap.Kind(c.Type), Path: c.Path, DSN: c.DSN}
+			dsn, err := connDSN(c)
+			if err != nil {
+				// Only a task that uses this connection fails.
+				if r.connErr == nil {
+					r.connErr = map[string]error{}
+				}
+				r.connErr[n] = err
+				continue
+			}
+			sc := sqlcap.Connection{Name: n, Kind: sqlcap.Kind(c.Type), Path: c.Path, DSN: dsn}
 			if c.PasswordSecret != "" {
 				pw, err := r.Secret(c.PasswordSecret)
 				if err != nil {
@@ -251,20 +328,6 @@ func (s *Set) SQLQuery(ctx context.Context, req abi.SQLRequest) (*abi.SQLQueryRe
 		rows = [][]any{}
 	}
 	return &abi.SQLQueryResult{Columns: res.Columns, Rows: rows}, nil
-}
-
-// Secrets returns the values this set can reveal or inject (for redaction).
-func (s *Set) Secrets() []string {
-	var out []string
-	for n := range s.secrets {
-		if v, err := s.reg.Secret(n); err == nil {
-			out = append(out, v)
-		}
-	}
-	if s.http != nil {
-		out = append(out, s.http.SecretValues()...)
-	}
-	return out
 }
 
 // sandboxKey names an executor's sandbox key in ork.yaml, for messages:

@@ -49,10 +49,27 @@ func TestCapabilitiesRustAndPython(t *testing.T) {
 	defer allowed.Close()
 	allowedHost := strings.TrimPrefix(allowed.URL, "http://")
 	_, port, _ := strings.Cut(allowedHost, ":")
+	// A name that resolves to 127.0.0.1: names under localhost are loopback
+	// (RFC 6761), whatever DNS says, so this holds on every machine.
+	namedHits := 0
+	named := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		namedHits++
+		fmt.Fprintf(w, "named %s", r.Host)
+	}))
+	defer named.Close()
+	_, namedPort, _ := strings.Cut(strings.TrimPrefix(named.URL, "http://"), ":")
+	namedURL := "http://api.localhost:" + namedPort + "/"
 
 	type capCase struct {
 		task, params string
 		check        func(t *testing.T, out map[string]any)
+		executor     string // default probe
+	}
+	errIs := func(want string) func(t *testing.T, out map[string]any) {
+		return func(t *testing.T, out map[string]any) {
+			assert.Equal(t, false, out["ok"], "%v", out)
+			assert.Equal(t, want, out["error"])
+		}
 	}
 	okIs := func(want bool, errContains string) func(t *testing.T, out map[string]any) {
 		return func(t *testing.T, out map[string]any) {
@@ -67,18 +84,27 @@ func TestCapabilitiesRustAndPython(t *testing.T) {
 			assert.Equal(t, true, out["ok"], "%v", out)
 			assert.EqualValues(t, 200, out["status"])
 			assert.Equal(t, "token-ok GET", out["body"], "the host attached the secret header")
-		}},
-		{"http_refused", fmt.Sprintf("{action: http, method: GET, url: '%s/'}", refused.URL), okIs(false, "sandbox.allowed_hosts")},
-		{"http_localhost", fmt.Sprintf("{action: http, method: GET, url: 'http://localhost:%s/'}", port), okIs(false, "")},
-		{"http_redirect", fmt.Sprintf("{action: http, method: GET, url: '%s/redirect'}", allowed.URL), okIs(false, "redirect")},
+		}, ""},
+		{"http_refused", fmt.Sprintf("{action: http, method: GET, url: '%s/'}", refused.URL),
+			errIs(fmt.Sprintf(`127.0.0.1 is a loopback address; to allow it, add "%s" to executors.probe.sandbox.allowed_hosts in ork.yaml`, strings.TrimPrefix(refused.URL, "http://"))), ""},
+		{"http_localhost", fmt.Sprintf("{action: http, method: GET, url: 'http://localhost:%s/'}", port),
+			errIs(fmt.Sprintf(`localhost is a loopback name; to allow it, add "localhost:%s" to executors.probe.sandbox.allowed_hosts in ork.yaml`, port)), ""},
+		{"http_name_to_loopback", fmt.Sprintf("{action: http, method: GET, url: '%s'}", namedURL),
+			errIs(fmt.Sprintf(`host api.localhost resolves to 127.0.0.1, a loopback address; ::1, a loopback address, and is allowed only by the name "api.localhost:%[1]s"; a host name never allows loopback, private, link-local or other non-public addresses by itself; to allow the address, add "127.0.0.1:%[1]s" and "[::1]:%[1]s" to executors.probe.sandbox.allowed_hosts in ork.yaml`, namedPort)), ""},
+		{"http_name_and_address", fmt.Sprintf("{action: http, method: GET, url: '%s'}", namedURL), func(t *testing.T, out map[string]any) {
+			assert.Equal(t, true, out["ok"], "%v", out)
+			assert.EqualValues(t, 200, out["status"])
+			assert.Equal(t, "named api.localhost:"+namedPort, out["body"])
+		}, "probe_ip"},
+		{"http_redirect", fmt.Sprintf("{action: http, method: GET, url: '%s/redirect'}", allowed.URL), okIs(false, "redirect"), ""},
 		{"secret_granted", "{action: secret, name: VISIBLE}", func(t *testing.T, out map[string]any) {
 			assert.Equal(t, true, out["ok"], "%v", out)
 			assert.Equal(t, "[redacted]", out["value"], "the output is redacted")
-		}},
-		{"secret_ungranted", "{action: secret, name: HIDDEN}", okIs(false, "not granted")},
-		{"sql_create", "{action: sql_execute, connection: db, sql: 'CREATE TABLE IF NOT EXISTS t (id INTEGER, name TEXT)'}", okIs(true, "")},
-		{"sql_error", "{action: sql_query, connection: db, sql: 'SELECT * FROM missing_table'}", okIs(false, "no such table: missing_table")},
-		{"sql_ungranted", "{action: sql_query, connection: other, sql: 'SELECT 1'}", okIs(false, "not granted")},
+		}, ""},
+		{"secret_ungranted", "{action: secret, name: HIDDEN}", okIs(false, `secret "HIDDEN" is not granted to executor "probe"; add it to executors.probe.sandbox.secrets in ork.yaml`), ""},
+		{"sql_create", "{action: sql_execute, connection: db, sql: 'CREATE TABLE IF NOT EXISTS t (id INTEGER, name TEXT)'}", okIs(true, ""), ""},
+		{"sql_error", "{action: sql_query, connection: db, sql: 'SELECT * FROM missing_table'}", okIs(false, "no such table: missing_table"), ""},
+		{"sql_ungranted", "{action: sql_query, connection: other, sql: 'SELECT 1'}", okIs(false, `connection "other" is not granted to executor "probe"; add it to executors.probe.sandbox.connections in ork.yaml`), ""},
 	}
 	probePy, err := os.ReadFile(filepath.Join(testguests.RepoRoot(), "testdata", "guests", "python", "probe.py"))
 	require.NoError(t, err)
@@ -98,11 +124,16 @@ executors:
     type: %s
     sandbox:
       allowed_hosts:
-        - host: "%s"
+        - host: "%[2]s"
           headers: {X-Token: "{{ secret.TOKEN }}"}
+        - "api.localhost:%[3]s"
       secrets: [VISIBLE]
       connections: [db]
-`, lang, allowedHost)
+  probe_ip:
+    type: %[1]s
+    sandbox:
+      allowed_hosts: ["api.localhost:%[3]s", "127.0.0.1:%[3]s", "[::1]:%[3]s"]
+`, lang, allowedHost, namedPort)
 			files := map[string]string{"ork.yaml": orkYAML, "probe.py": string(probePy)}
 			var wf strings.Builder
 			wf.WriteString("name: caps\ntasks:\n")
@@ -112,7 +143,11 @@ executors:
 			}
 			for _, c := range cases {
 				files["tasks/"+c.task+".yaml"] = code + "\nparams: " + c.params + "\n"
-				fmt.Fprintf(&wf, "  %s: {executor: probe, config_file: tasks/%s.yaml}\n", c.task, c.task)
+				ex := c.executor
+				if ex == "" {
+					ex = "probe"
+				}
+				fmt.Fprintf(&wf, "  %s: {executor: %s, config_file: tasks/%s.yaml}\n", c.task, ex, c.task)
 			}
 			files["tasks/sql_insert.yaml"] = code + "\nparams: {action: sql_execute, connection: db, sql: 'INSERT INTO t VALUES (?, ?), (?, ?)', params: [1, a, 2, b]}\n"
 			files["tasks/sql_select.yaml"] = code + "\nparams: {action: sql_query, connection: db, sql: 'SELECT id, name FROM t WHERE id >= ? ORDER BY id', params: [1]}\n"
@@ -166,6 +201,8 @@ executors:
 			}
 			assert.Contains(t, stderr.String(), "[redacted]")
 			assert.Equal(t, 0, refusedHits, "a refused host was reached")
+			assert.Equal(t, 1, namedHits, "only the task whose executor lists the address reached the named server")
+			namedHits = 0
 		})
 	}
 }

@@ -25,7 +25,8 @@ type Connection struct {
 	Name           string
 	Type           string // ConnSQLite or ConnPostgres
 	Path           string // sqlite: absolute database file
-	DSN            string // postgres: the DSN, without its password
+	DSN            string // postgres: the DSN, without its password, or
+	DSNEnv         string // postgres: the environment variable holding the DSN (read at run time; it may hold the password)
 	PasswordSecret string // postgres: the secret holding the password
 	Pos            Pos
 }
@@ -44,7 +45,7 @@ type HostGrant struct {
 
 var (
 	secretKeys     = []string{"env", "file"}
-	connectionKeys = []string{"type", "path", "dsn", "password_secret"}
+	connectionKeys = []string{"type", "path", "dsn", "dsn_env", "password_secret"}
 	grantKeys      = []string{"host", "headers"}
 	dsnPassword    = regexp.MustCompile(`://[^/@]*:[^/@]*@`) // user:password@ in a URL
 	secretRef      = regexp.MustCompile(`\{\{\s*secret\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
@@ -157,6 +158,12 @@ func (p *Project) decodeConnections(d *fileDecoder, n *yaml.Node) {
 					continue
 				}
 				c.DSN = v
+			case "dsn_env":
+				if !identRe.MatchString(v) {
+					d.errorf(f.Value, "invalid environment variable name %q for dsn_env of %s; use letters, digits and \"_\", not starting with a digit", v, what)
+					continue
+				}
+				c.DSNEnv = v
 			case "password_secret":
 				c.PasswordSecret, secretNode = v, f.Value
 			}
@@ -171,17 +178,21 @@ func (p *Project) decodeConnections(d *fileDecoder, n *yaml.Node) {
 				d.errorf(e.Key, "%s of type sqlite has no path; add path: with the database file (relative to the project root)", what)
 				continue
 			}
-			if covered["dsn"] || covered["password_secret"] {
+			if covered["dsn"] || covered["dsn_env"] || covered["password_secret"] {
 				d.errorf(e.Key, "%s of type sqlite takes only path:", what)
 				continue
 			}
 		case ConnPostgres:
-			if !covered["dsn"] {
-				d.errorf(e.Key, "%s of type postgres has no dsn; add dsn: postgres://user@host:5432/db", what)
+			if covered["dsn"] && covered["dsn_env"] {
+				d.errorf(e.Key, "%s sets both dsn and dsn_env; keep one of them", what)
+				continue
+			}
+			if !covered["dsn"] && !covered["dsn_env"] {
+				d.errorf(e.Key, "%s of type postgres has no dsn; add dsn: postgres://user@host:5432/db, or dsn_env: VAR to read it from an environment variable when the run starts", what)
 				continue
 			}
 			if covered["path"] {
-				d.errorf(e.Key, "%s of type postgres takes dsn: and password_secret:, not path:", what)
+				d.errorf(e.Key, "%s of type postgres takes dsn: (or dsn_env:) and password_secret:, not path:", what)
 				continue
 			}
 		}

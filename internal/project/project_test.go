@@ -566,6 +566,7 @@ func TestCapabilitiesConfig(t *testing.T) {
 connections:
   warehouse: {type: sqlite, path: .ork/warehouse.db}
   pg: {type: postgres, dsn: "postgres://ork@127.0.0.1:5432/wh?sslmode=disable", password_secret: PG_PASSWORD}
+  pg_env: {type: postgres, dsn_env: PG_DSN}
 executors:
   bq:
     type: rust
@@ -588,6 +589,9 @@ executors:
 	}
 	if c := p.Connections["pg"]; c.Type != ConnPostgres || c.PasswordSecret != "PG_PASSWORD" {
 		t.Fatalf("pg %+v", c)
+	}
+	if c := p.Connections["pg_env"]; c.DSNEnv != "PG_DSN" || c.DSN != "" {
+		t.Fatalf("pg_env %+v", c)
 	}
 	if c := p.Connections["warehouse"]; c.Path != root+"/.ork/warehouse.db" {
 		t.Fatalf("warehouse %+v", c)
@@ -612,6 +616,14 @@ func TestCapabilitiesErrors(t *testing.T) {
 			`header X-Key of entry 1 of sandbox allowed_hosts of executor "e" uses secret "K", which is not defined under secrets:; no secrets are defined`},
 		{"password in dsn", "connections:\n  pg: {type: postgres, dsn: \"postgres://u:pw@h/db\"}\n",
 			`the dsn of connection "pg" holds a password; move it to a secret and name it with password_secret:`},
+		{"dsn and dsn_env", "connections:\n  pg: {type: postgres, dsn: \"postgres://u@h/db\", dsn_env: PG_DSN}\n",
+			`ork.yaml:2:3: connection "pg" sets both dsn and dsn_env; keep one of them`},
+		{"postgres without dsn", "connections:\n  pg: {type: postgres}\n",
+			`ork.yaml:2:3: connection "pg" of type postgres has no dsn; add dsn: postgres://user@host:5432/db, or dsn_env: VAR to read it from an environment variable when the run starts`},
+		{"dsn_env invalid", "connections:\n  pg: {type: postgres, dsn_env: PG-DSN}\n",
+			`ork.yaml:2:33: invalid environment variable name "PG-DSN" for dsn_env of connection "pg"`},
+		{"dsn_env on sqlite", "connections:\n  db: {type: sqlite, path: a.db, dsn_env: X}\n",
+			`ork.yaml:2:3: connection "db" of type sqlite takes only path:`},
 		{"secret without source", "secrets:\n  S: {}\n", `ork.yaml:2:3: secret "S" says neither where to read it; add env: VAR or file: path`},
 		{"host with scheme", "executors:\n  e:\n    type: rust\n    sandbox: {allowed_hosts: [\"https://a.com\"]}\n",
 			`ork.yaml:4:31: invalid allowed host "https://a.com": remove the scheme "https://"; entries name a host with an optional port, e.g. "a.com" (in sandbox allowed_hosts of executor "e")`},

@@ -169,8 +169,9 @@ type planned struct {
 	module   *runtime.Module
 	host     *runtime.Host // of the engine the task runs on
 	params   any
-	python   []string        // interpreter arguments after "-c BOOT" for Python tasks
-	caps     *capability.Set // what ork.yaml grants the executor beyond the sandbox
+	python   []string         // interpreter arguments after "-c BOOT" for Python tasks
+	caps     *capability.Set  // what ork.yaml grants the executor beyond the sandbox
+	red      *redact.Redactor // masks every secret value the project can resolve
 }
 
 // UnsupportedError says a feature is not available in this version of ork.
@@ -210,6 +211,10 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 	}
 	p := &Plan{Workflow: wf, tasks: map[string]*planned{}}
 	sets := map[string]*capability.Set{}
+	// Every secret the project can resolve is masked in every task, not only
+	// those granted to the task's executor: an executor can read another's
+	// secret from a shared database or file and print it.
+	red := redact.New(r.caps.RedactValues()...)
 	for _, name := range wf.Order {
 		t := wf.Tasks[name]
 		ex := r.proj.Executors[t.Executor]
@@ -222,6 +227,7 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 			sets[ex.Name] = set
 		}
 		pt.caps = sets[ex.Name]
+		pt.red = red
 		var path string
 		var isCrate bool
 		switch ex.Kind {
@@ -596,7 +602,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	started := time.Now()
 	// Secret values never leave the task: not in logs, errors, outputs,
 	// metrics, the run store or --json.
-	red := redact.New(pt.caps.Secrets()...)
+	red := pt.red
 	var tl *taskLog
 	defer func() {
 		if tl != nil {

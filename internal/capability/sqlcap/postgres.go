@@ -104,3 +104,13 @@ func pgTextParams(args []any) []any {
 func pgFloatText(f float64) string {
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }
+
+// DSNPassword returns the password a PostgreSQL DSN holds (or that the
+// PGPASSWORD variable supplies), or "" — for redaction.
+func DSNPassword(dsn string) string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return ""
+	}
+	return cfg.Password
+}
