@@ -166,7 +166,7 @@ func (r *Registry) sqlPool() (*sqlcap.Pool, error) {
 				r.connErr[n] = err
 				continue
 			}
-			sc := sqlcap.Connection{Name: n, Kind: sqlcap.Kind(c.Type), Path: c.Path, DSN: dsn}
+			sc := sqlcap.Connection{Name: n, Kind: sqlcap.Kind(c.Type), Path: c.Path, DSN: dsn, PasswordInDSN: c.DSNEnv != ""}
 			if c.PasswordSecret != "" {
 				pw, err := r.Secret(c.PasswordSecret)
 				if err != nil {

@@ -1,6 +1,14 @@
 """The BigQuery-shaped executor, on any SQL connection ork grants: renders
 the task's SQL template with Jinja2 from its params and the outputs of
-upstream tasks, runs it, and records the bytes processed."""
+upstream tasks, runs it, and records the bytes processed.
+
+``bytes_processed`` is an estimate, not what the database scanned: SQLite
+and PostgreSQL do not report that the way BigQuery does. It is the size of
+the target table's rows after the statements ran, each row written as JSON
+(``len(json.dumps(row))``, summed over the rows of ``SELECT * FROM
+target``). ``estimated_cost_usd`` prices that estimate at the executor's
+``cost_per_tb`` (bytes / 1024**4 * cost_per_tb), so it is as rough as the
+estimate it is based on."""
 import json
 from pathlib import Path
 

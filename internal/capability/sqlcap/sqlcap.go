@@ -53,6 +53,18 @@ type Connection struct {
 	// Password is PostgreSQL's password, from a secret the host resolved. It
 	// is never part of an error: anything that would echo it is redacted.
 	Password string
+	// PasswordInDSN allows the DSN to carry the password (a DSN read from
+	// the environment rather than written in ork.yaml); it is redacted like
+	// Password. Password, when set too, wins.
+	PasswordInDSN bool
+}
+
+// secret returns the password to redact from the connection's errors.
+func (c Connection) secret() string {
+	if c.Password == "" && c.PasswordInDSN {
+		return DSNPassword(c.DSN)
+	}
+	return c.Password
 }
 
 // Limits bound every statement. A zero field takes its default.
@@ -133,7 +145,7 @@ func NewPool(conns []Connection, l Limits) (*Pool, error) {
 			errs = append(errs, fmt.Errorf("connection %q is defined twice", c.Name))
 			continue
 		}
-		p.conns[c.Name] = &dbConn{def: c, redact: redactor(c.Password)}
+		p.conns[c.Name] = &dbConn{def: c, redact: redactor(c.secret())}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -164,11 +176,11 @@ func validate(c Connection) error {
 			return fmt.Errorf("connection %q: a postgres connection has a DSN, not a path", c.Name)
 		case c.DSN == "":
 			return fmt.Errorf("connection %q: a postgres connection needs a DSN", c.Name)
-		case dsnHasPassword(c.DSN):
+		case !c.PasswordInDSN && dsnHasPassword(c.DSN):
 			return fmt.Errorf("connection %q: the DSN must not contain the password; give it as the connection's password secret", c.Name)
 		}
 		if _, err := pgConfig(c, 0); err != nil {
-			return fmt.Errorf("connection %q: %s", c.Name, redact(redactor(c.Password), err.Error()))
+			return fmt.Errorf("connection %q: %s", c.Name, redact(redactor(c.secret()), err.Error()))
 		}
 	case "":
 		return fmt.Errorf("connection %q has no kind (sqlite or postgres)", c.Name)

@@ -622,3 +622,27 @@ func TestQueryReturning(t *testing.T) {
 		assert.Equal(t, [][]any{{"b"}}, mustQuery(t, p, "SELECT s FROM t").Rows)
 	})
 }
+
+// A DSN read from the environment may carry the password; it is then
+// redacted from errors like a password given apart.
+func TestPasswordInDSN(t *testing.T) {
+	dsn := "postgres://ork:hunter2-pw@127.0.0.1:1/db?sslmode=disable&connect_timeout=2"
+	if _, err := NewPool([]Connection{{Name: "a", Kind: Postgres, DSN: dsn}}, Limits{}); err == nil || !strings.Contains(err.Error(), "must not contain the password") {
+		t.Fatalf("a DSN from ork.yaml with a password: %v", err)
+	}
+	p, err := NewPool([]Connection{{Name: "a", Kind: Postgres, DSN: dsn, PasswordInDSN: true}}, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.Query(context.Background(), "a", "SELECT 1", nil)
+	if err == nil {
+		t.Fatal("nothing listens on port 1, yet the query succeeded")
+	}
+	if strings.Contains(err.Error(), "hunter2-pw") {
+		t.Fatalf("the error shows the password: %v", err)
+	}
+	if DSNPassword(dsn) != "hunter2-pw" || DSNPassword("host=h user=u password=x2") != "x2" {
+		t.Fatal("DSNPassword does not find the password")
+	}
+}
