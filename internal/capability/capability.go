@@ -29,7 +29,7 @@ type Registry struct {
 	secrets map[string]string
 	pool    *sqlcap.Pool
 	poolErr error
-	connErr map[string]error // connections whose password secret cannot be read
+	connErr map[string]error // connections that cannot be used: DSN, password or definition
 	once    sync.Once
 }
 
@@ -155,29 +155,34 @@ func (r *Registry) sqlPool() (*sqlcap.Pool, error) {
 		}
 		sort.Strings(names)
 		var conns []sqlcap.Connection
+		// A connection that cannot be used fails only the tasks that use it.
+		fail := func(n string, err error) {
+			if r.connErr == nil {
+				r.connErr = map[string]error{}
+			}
+			r.connErr[n] = err
+		}
 		for _, n := range names {
 			c := r.proj.Connections[n]
 			dsn, err := connDSN(c)
 			if err != nil {
-				// Only a task that uses this connection fails.
-				if r.connErr == nil {
-					r.connErr = map[string]error{}
-				}
-				r.connErr[n] = err
+				fail(n, err)
 				continue
 			}
 			sc := sqlcap.Connection{Name: n, Kind: sqlcap.Kind(c.Type), Path: c.Path, DSN: dsn, PasswordInDSN: c.DSNEnv != ""}
 			if c.PasswordSecret != "" {
 				pw, err := r.Secret(c.PasswordSecret)
 				if err != nil {
-					// Only a task that uses this connection fails.
-					if r.connErr == nil {
-						r.connErr = map[string]error{}
-					}
-					r.connErr[n] = fmt.Errorf("connection %s: %w", n, err)
+					fail(n, fmt.Errorf("connection %s: %w", n, err))
 					continue
 				}
 				sc.Password = pw
+			}
+			if err := sqlcap.Validate(sc); err != nil {
+				// A malformed DSN (from the environment, say) must not take
+				// the project's other connections down with it.
+				fail(n, err)
+				continue
 			}
 			conns = append(conns, sc)
 		}

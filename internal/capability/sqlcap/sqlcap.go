@@ -137,7 +137,7 @@ func NewPool(conns []Connection, l Limits) (*Pool, error) {
 	}
 	p := &Pool{limits: l, conns: make(map[string]*dbConn, len(conns))}
 	for _, c := range conns {
-		if err := validate(c); err != nil {
+		if err := Validate(c); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -153,8 +153,8 @@ func NewPool(conns []Connection, l Limits) (*Pool, error) {
 	return p, nil
 }
 
-// validate checks one connection's definition.
-func validate(c Connection) error {
+// Validate checks one connection's definition without opening it.
+func Validate(c Connection) error {
 	if c.Name == "" {
 		return errors.New("a connection has no name")
 	}
