@@ -632,3 +632,30 @@ func TestPythonProjectBytecode(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "helpers.py"), []byte("def answer():\n    return 22\n"), 0o644))
 	assert.Equal(t, 22.0, answer())
 }
+
+// TestPythonInstallUnlistedSpeedup installs a package that ork knows nothing
+// about, which publishes only compiled wheels but falls back to pure Python
+// (immutables: `try: from ._map import Map except ImportError: from .map
+// import Map`): it goes in without its C extension, passes the sandbox's
+// import check, and works in a task.
+func TestPythonInstallUnlistedSpeedup(t *testing.T) {
+	if out, err := exec.Command("python3", "-m", "pip", "--version").CombinedOutput(); err != nil {
+		t.Skipf("no pip on this machine (%v: %s)", err, out)
+	}
+	dir := writeProject(t, map[string]string{
+		"ork.yaml":       "python: {path: [vendor]}\nexecutors: {}\n",
+		"tasks/imm.py":   "import immutables\n\ndef run(ctx, upstream):\n    m = immutables.Map(a=1).set('b', 2)\n    return {'items': sorted(m.items()), 'impl': type(m).__module__}\n",
+		"tasks/imm.yaml": "file: tasks/imm.py\n",
+		"wf.yaml":        "name: imm\ntasks:\n  imm: {executor: python, config_file: tasks/imm.yaml}\n",
+	})
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "vendor"), 0o755))
+	r := ork(t, dir, "python", "install", "immutables==0.21")
+	require.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "immutables 0.21 (compiled speed-ups left out)")
+	assert.NoFileExists(t, filepath.Join(dir, "vendor", "immutables", "_map.cpython-312-x86_64-linux-gnu.so"))
+
+	r = ork(t, dir, "run", "wf.yaml", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	assert.JSONEq(t, `{"items":[["a",1],["b",2]],"impl":"immutables.map"}`, string(s.Tasks["imm"].Output))
+}
