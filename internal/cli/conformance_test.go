@@ -47,7 +47,13 @@ func conformanceCases(addr string) []conformanceCase {
 			assert.Equal(t, map[string]any{"action": "echo", "x": float64(1)}, out["params"])
 			assert.Equal(t, map[string]any{}, out["upstream"])
 		}},
-		{"fail", "{action: fail, message: no such table}", false, errContains("no such table")},
+		{"config", "{action: config}", true, func(t *testing.T, out map[string]any, _ string) {
+			assert.Equal(t, map[string]any{"answer": float64(42), "tags": []any{"a", "b"}}, out["config"])
+		}},
+		{"fail", "{action: fail, message: no such table}", false, func(t *testing.T, _ map[string]any, e string) {
+			assert.Contains(t, e, "no such table")
+			assert.True(t, strings.HasSuffix(e, "\nexit status 1"), "the error does not end with the exit status: %q", e)
+		}},
 		{"panic", "{action: panic}", false, errContains("probe panic")},
 		{"alloc_small", "{action: alloc, mb: 8}", true, func(t *testing.T, out map[string]any, _ string) {
 			assert.EqualValues(t, 8, out["allocated_mb"])
@@ -78,6 +84,17 @@ func conformanceCases(addr string) []conformanceCase {
 			assert.InDelta(t, float64(time.Now().UnixMilli()), ms, 120_000)
 		}},
 	}
+}
+
+// conformanceReasons is the reason a failing row's task must fail with, in
+// every language. The panic row is left out: a Rust panic aborts the module
+// (trap), while its Python twin raises an exception.
+var conformanceReasons = map[string]string{
+	"fail":      "exception",
+	"alloc_big": "memory",
+	"spin":      "timeout",
+	"trap":      "trap",
+	"exit":      "exit",
 }
 
 // TestConformanceRustAndPython runs one behaviour table against the Rust
@@ -124,7 +141,7 @@ func conformanceRun(t *testing.T, engine, mode string, cases []conformanceCase, 
 	{
 		t.Run(engine+"/"+mode, func(t *testing.T) {
 			files := map[string]string{
-				"ork.yaml": fmt.Sprintf("executors:\n  probe:\n    type: %s\n    sandbox: {memory: 64MiB, timeout: 2m}\n", lang),
+				"ork.yaml": fmt.Sprintf("executors:\n  probe:\n    type: %s\n    config: {answer: 42, tags: [a, b]}\n    sandbox: {memory: 64MiB, timeout: 2m}\n", lang),
 				"data.txt": "project data\n",
 				"probe.py": probePy,
 			}
@@ -168,6 +185,9 @@ func conformanceRun(t *testing.T, engine, mode string, cases []conformanceCase, 
 				}
 				if !assert.Equal(t, want, task.Status, "%s/%s: %s", lang, c.task, errMsg) {
 					continue
+				}
+				if reason, ok := conformanceReasons[c.task]; ok {
+					assert.Equal(t, reason, task.Reason, "%s/%s: %s", lang, c.task, errMsg)
 				}
 				var out map[string]any
 				_ = json.Unmarshal(task.Output, &out)

@@ -56,10 +56,11 @@ sandboxes' Python: CPython ` + pyinstall.PythonVersion + ` compiled to WebAssemb
 pure-Python code only.
 
 The host's pip resolves and downloads wheels for that Python: pure-Python
-wheels, or, for packages whose compiled speed-up is optional (MarkupSafe,
-PyYAML, ...), their CPython wheel without the compiled files. Packages that need
-native code (numpy, pydantic 2's pydantic-core, ...) or publish no wheel are
-refused, and so is a package whose modules fail to import in a sandbox.
+wheels where they exist, otherwise the CPython wheel without its compiled
+files, which works when the compiled part is an optional speed-up (MarkupSafe,
+PyYAML, ...). Every module is then imported once in a sandbox: a package that
+fails there needs native code (numpy, pydantic 2's pydantic-core, ...) and is
+refused, and so is one that publishes no wheel.
 Nothing is installed unless everything is: the target keeps its previous
 content otherwise. Entries of the target with the same names are replaced.
 

@@ -243,7 +243,9 @@ func TestBigQueryExecutorAgainstALocalAPI(t *testing.T) {
 
 func TestPythonSDKThroughOrkRun(t *testing.T) {
 	dir := writeProject(t, map[string]string{
-		"ork.yaml": `executors:
+		// fakes: a pydantic v2 as pip would install it (below).
+		"ork.yaml": `python: {path: [fakes]}
+executors:
   dc:
     type: executors.shapes:DataclassExecutor
     config: {prefix: p, scale: 2}
@@ -256,8 +258,33 @@ func TestPythonSDKThroughOrkRun(t *testing.T) {
   plain:
     type: executors.shapes:DictExecutor
     config: {anything: [1, 2]}
+  td_bad:
+    type: executors.shapes:TypedDictExecutor
+    config: {name: 3, nmae: x}
   missing:
     type: executors.shapes:NoSuchExecutor
+  v2:
+    type: executors.v2:PydanticV2Executor
+    config: {name: x}
+`,
+		// What installing pydantic v2 for the host would leave on
+		// python.path: its pure-Python package importing pydantic_core,
+		// whose native module cannot load in the sandbox.
+		"fakes/pydantic/__init__.py":                                         "VERSION = \"2.7.0\"\nfrom pydantic_core import SchemaValidator\n\nclass BaseModel:\n    pass\n",
+		"fakes/pydantic_core/__init__.py":                                    "from ._pydantic_core import SchemaValidator\n",
+		"fakes/pydantic_core/_pydantic_core.cpython-312-x86_64-linux-gnu.so": "\x7fELF not loadable in WebAssembly",
+		"executors/v2.py": `from pydantic import BaseModel
+from ork import executor
+
+class Cfg(BaseModel):
+    name: str
+
+@executor
+class PydanticV2Executor:
+    def __init__(self, config: Cfg):
+        self.config = config
+    def run(self, config_file, ctx, upstream={}):
+        return {}
 `,
 		"executors/__init__.py": "",
 		"executors/shapes.py": `import logging
@@ -304,6 +331,8 @@ class DictExecutor:
 		"tasks/fn.py":      "def compute(ctx, upstream, n, word='w'):\n    return {'n': n, 'word': word, 'task': ctx.task_name}\n",
 		"tasks/fn.yaml":    "file: tasks/fn.py\nfunction: compute\nparams: {n: 2}\n",
 		"tasks/nofn.yaml":  "file: tasks/fn.py\nfunction: nothere\n",
+		"tasks/bye.py":     "import sys\n\ndef run(ctx, upstream):\n    sys.exit(3)\n",
+		"tasks/bye.yaml":   "file: tasks/bye.py\n",
 		"wf.yaml": `name: sdk
 tasks:
   dc: {executor: dc}
@@ -315,23 +344,37 @@ tasks:
   obj: {executor: python, config_file: tasks/obj.yaml}
   fn: {executor: python, config_file: tasks/fn.yaml}
   nofn: {executor: python, config_file: tasks/nofn.yaml}
+  bye: {executor: python, config_file: tasks/bye.yaml}
+  td_bad: {executor: td_bad}
+  v2: {executor: v2}
 `,
 	})
+
 	r := ork(t, dir, "run", "wf.yaml", "--json")
 	assert.Equal(t, 1, r.code, r.stderr)
 	s := decodeSummary(t, r)
 	status := map[string]string{}
 	errs := map[string]string{}
+	reasons := map[string]string{}
 	for n, task := range s.Tasks {
 		status[n] = task.Status
 		if task.Error != nil {
 			errs[n] = *task.Error
 		}
+		if task.Reason != "" {
+			reasons[n] = task.Reason
+		}
 	}
 	assert.Equal(t, map[string]string{
 		"dc": "succeeded", "dc_bad": "failed", "td": "succeeded", "plain": "succeeded", "missing": "failed",
-		"crash": "failed", "obj": "failed", "fn": "succeeded", "nofn": "failed",
+		"crash": "failed", "obj": "failed", "fn": "succeeded", "nofn": "failed", "bye": "failed",
+		"td_bad": "failed", "v2": "failed",
 	}, status, "errors: %v", errs)
+	// The reason is the kind of failure the SDK reported.
+	assert.Equal(t, map[string]string{
+		"dc_bad": "config", "td_bad": "config", "missing": "config", "nofn": "config",
+		"crash": "exception", "v2": "exception", "obj": "output", "bye": "exit",
+	}, reasons, "errors: %v", errs)
 
 	assert.JSONEq(t, `{"prefix":"p","scale":2,"attempt":1}`, string(s.Tasks["dc"].Output))
 	assert.JSONEq(t, `{"name":"x"}`, string(s.Tasks["td"].Output))
@@ -345,12 +388,79 @@ tasks:
 	assert.Contains(t, errs["dc_bad"], "executors.dc_bad.config.prefix")
 	assert.Contains(t, errs["dc_bad"], "executors.dc_bad.config.scael")
 	assert.Contains(t, errs["missing"], "executors.shapes:NoSuchExecutor")
-	assert.Contains(t, errs["crash"], "KeyError: 'nope'")
+	assert.True(t, strings.HasPrefix(errs["crash"], "KeyError: 'nope'\nTraceback (most recent call last):\n"), errs["crash"])
 	assert.Contains(t, errs["crash"], `tasks/crash.py", line 2, in helper`)
+	assert.True(t, strings.HasSuffix(errs["crash"], "\nexit status 1"), errs["crash"])
 	assert.NotContains(t, errs["crash"], "_main.py")
+	assert.NotContains(t, errs["crash"], "/sdk/ork/")
+	assert.Contains(t, errs["bye"], "the task exited with status 3 (sys.exit(3))")
+	assert.Contains(t, errs["bye"], `tasks/bye.py", line 4, in run`)
+
+	assert.Equal(t, "invalid config for executor `td_bad` in ork.yaml:\n"+
+		"  executors.td_bad.config.name: expected a string, got a number (3)\n"+
+		"  executors.td_bad.config.nmae: unknown key; did you mean 'name'?", errs["td_bad"])
+	assert.True(t, strings.HasPrefix(errs["v2"], "pydantic v2 needs its native core (pydantic-core), which cannot run in the WebAssembly sandbox; "+
+		"use pydantic 1.10 (`pydantic<2`)\n\nModuleNotFoundError: No module named 'pydantic_core._pydantic_core'"), errs["v2"])
 	assert.Contains(t, errs["obj"], `output["x"][1] is a`)
 	assert.Contains(t, errs["obj"], "Thing")
 	assert.Contains(t, errs["nofn"], "nothere")
+
+	// pydantic 1.10, the real one from PyPI, inside the sandbox.
+	t.Run("pydantic v1 config", func(t *testing.T) {
+		if out, err := exec.Command("python3", "-m", "pip", "--version").CombinedOutput(); err != nil {
+			t.Skipf("no pip on this machine (%v: %s)", err, out)
+		}
+		dir := writeProject(t, map[string]string{
+			"ork.yaml": `python: {path: [vendor]}
+executors:
+  good:
+    type: executors.pyd:PydanticExecutor
+    config: {project: p, cost_per_tb: "6.5", nested: {region: eu}}
+  bad:
+    type: executors.pyd:PydanticExecutor
+    config:
+      cost_per_tb: cheap
+      nested: {zone: x}
+`,
+			"executors/__init__.py": "",
+			"executors/pyd.py": `from pydantic import BaseModel
+from ork import executor
+
+class Nested(BaseModel):
+    region: str
+    zone: int = 0
+
+class Cfg(BaseModel):
+    project: str
+    cost_per_tb: float = 5.0
+    nested: Nested
+
+@executor
+class PydanticExecutor:
+    def __init__(self, config: Cfg):
+        self.config = config
+    def run(self, config_file, ctx, upstream={}):
+        return self.config
+`,
+			"wf.yaml": "name: pyd\ntasks:\n  good: {executor: good}\n  bad: {executor: bad}\n",
+		})
+		installWarehouse(t, dir)
+		r := ork(t, dir, "run", "wf.yaml", "--json")
+		assert.Equal(t, 1, r.code, r.stderr)
+		s := decodeSummary(t, r)
+		assert.Equal(t, "succeeded", s.Tasks["good"].Status)
+		assert.JSONEq(t, `{"project":"p","cost_per_tb":6.5,"nested":{"region":"eu","zone":0}}`, string(s.Tasks["good"].Output))
+		bad := s.Tasks["bad"]
+		assert.Equal(t, "failed", bad.Status)
+		assert.Equal(t, "config", bad.Reason)
+		require.NotNil(t, bad.Error)
+		assert.Equal(t, "invalid config for executor `bad` in ork.yaml:\n"+
+			"  executors.bad.config.project: field required\n"+
+			"  executors.bad.config.cost_per_tb: value is not a valid float\n"+
+			"  executors.bad.config.nested.region: field required\n"+
+			"  executors.bad.config.nested.zone: value is not a valid integer", *bad.Error)
+		assert.Equal(t, 1, bad.Attempts, "a config error is not retried")
+	})
 }
 
 // TestPythonSnapshotMatchesColdStart runs one Python workflow from the
@@ -527,4 +637,31 @@ func TestPythonProjectBytecode(t *testing.T) {
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "helpers.py"), []byte("def answer():\n    return 22\n"), 0o644))
 	assert.Equal(t, 22.0, answer())
+}
+
+// TestPythonInstallUnlistedSpeedup installs a package that ork knows nothing
+// about, which publishes only compiled wheels but falls back to pure Python
+// (immutables: `try: from ._map import Map except ImportError: from .map
+// import Map`): it goes in without its C extension, passes the sandbox's
+// import check, and works in a task.
+func TestPythonInstallUnlistedSpeedup(t *testing.T) {
+	if out, err := exec.Command("python3", "-m", "pip", "--version").CombinedOutput(); err != nil {
+		t.Skipf("no pip on this machine (%v: %s)", err, out)
+	}
+	dir := writeProject(t, map[string]string{
+		"ork.yaml":       "python: {path: [vendor]}\nexecutors: {}\n",
+		"tasks/imm.py":   "import immutables\n\ndef run(ctx, upstream):\n    m = immutables.Map(a=1).set('b', 2)\n    return {'items': sorted(m.items()), 'impl': type(m).__module__}\n",
+		"tasks/imm.yaml": "file: tasks/imm.py\n",
+		"wf.yaml":        "name: imm\ntasks:\n  imm: {executor: python, config_file: tasks/imm.yaml}\n",
+	})
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "vendor"), 0o755))
+	r := ork(t, dir, "python", "install", "immutables==0.21")
+	require.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	assert.Contains(t, r.stdout, "immutables 0.21 (compiled speed-ups left out)")
+	assert.NoFileExists(t, filepath.Join(dir, "vendor", "immutables", "_map.cpython-312-x86_64-linux-gnu.so"))
+
+	r = ork(t, dir, "run", "wf.yaml", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	assert.JSONEq(t, `{"items":[["a",1],["b",2]],"impl":"immutables.map"}`, string(s.Tasks["imm"].Output))
 }

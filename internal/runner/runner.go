@@ -584,6 +584,36 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 // config or the task's params do not fit.
 const ReasonConfig = "config"
 
+// Reasons taken from what the guest reported (error.report's kind) when it
+// then exited non-zero: the user's code raised an exception (Python) or
+// returned an error (Rust, kind "run"), or its output could not be
+// serialized or stored. A plain non-zero exit stays runtime.ReasonExit.
+const (
+	ReasonException = "exception"
+	ReasonOutput    = "output"
+)
+
+// failureReason is the task's reason for a failure: the runtime's, refined
+// by the kind the guest reported when the guest itself chose to exit.
+func failureReason(f *runtime.Failure, rep *abi.ErrorReport) runtime.Reason {
+	if rep == nil {
+		return f.Reason
+	}
+	if rep.Kind == "config" {
+		return ReasonConfig
+	}
+	if f.Reason != runtime.ReasonExit {
+		return f.Reason
+	}
+	switch rep.Kind {
+	case "exception", "run":
+		return ReasonException
+	case "output":
+		return ReasonOutput
+	}
+	return f.Reason
+}
+
 // retryPolicy returns the retry policy of a task: its own, else its
 // executor's, else a single attempt.
 func retryPolicy(pt *planned) project.Retries {
@@ -756,10 +786,8 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	}
 	res.DurationMS = float64(out.Duration.Microseconds()) / 1000
 	if f := out.Failure; f != nil {
-		if rep := sess.Reported(); rep != nil && rep.Kind == "config" {
-			return fail(ReasonConfig, failureMessage(f, rep, stderr.last))
-		}
-		if rep := sess.Reported(); rep != nil && strings.HasPrefix(rep.Message, "MemoryError") {
+		rep := sess.Reported()
+		if rep != nil && rep.Kind != "config" && strings.HasPrefix(rep.Message, "MemoryError") {
 			// An interpreter turns a refused memory.grow into an exception.
 			limit := policy.MemoryBytes
 			if limit == 0 {
@@ -767,7 +795,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 			}
 			return fail(runtime.ReasonMemory, fmt.Sprintf("exceeded the memory limit of %s (sandbox.memory): %s", runtime.FormatBytes(limit), rep.Message))
 		}
-		return fail(f.Reason, failureMessage(f, sess.Reported(), stderr.last))
+		return fail(failureReason(f, rep), failureMessage(f, rep, stderr.last))
 	}
 	if o, ok := sess.Output(); ok {
 		res.Output = o
@@ -787,6 +815,10 @@ func failureMessage(f *runtime.Failure, rep *abi.ErrorReport, lastStderr []strin
 		msg := rep.Message
 		if rep.Kind == "config" || rep.Kind == "output" {
 			return msg
+		}
+		if f.Reason == runtime.ReasonExit && (rep.Kind == "exception" || rep.Kind == "run") {
+			// The error (and Python traceback), then how the guest ended.
+			return fmt.Sprintf("%s\nexit status %d", msg, f.ExitCode)
 		}
 		if f.Reason == runtime.ReasonExit && f.ExitCode == 1 {
 			return msg

@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,9 +37,12 @@ func main() {
 }
 
 func run(out string) error {
-	if ok, _ := pyruntime.VerifyFile(out); ok {
+	switch err := pyruntime.VerifyFile(out); {
+	case err == nil:
 		fmt.Printf("%s is up to date (%s)\n", out, pyruntime.Package)
 		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return stale(out, err)
 	}
 	tmp, err := os.MkdirTemp("", "ork-fetchpython-")
 	if err != nil {
@@ -84,6 +88,13 @@ func run(out string) error {
 	return nil
 }
 
+// stale is the error for an interpreter file that exists but is not the
+// pinned one: corrupt, truncated, hand-made, or fetched under an older pin.
+// It is not replaced silently, so whatever put it there gets noticed.
+func stale(out string, err error) error {
+	return fmt.Errorf("%s is not the interpreter pinned in internal/pyruntime/pyruntime.go: %v; refusing to build with it. Delete it and build again to fetch and verify the pinned one: rm %s && make build", out, err, out)
+}
+
 // verify checks the npm tarball and the wasm inside it against the pinned
 // digests and returns the wasm without its custom sections.
 func verify(tgz []byte) ([]byte, error) {
@@ -102,6 +113,10 @@ func verify(tgz []byte) ([]byte, error) {
 	stripped, err := wasmstrip.StripAll(wasm)
 	if err != nil {
 		return nil, fmt.Errorf("stripping python.wasm: %w", err)
+	}
+	ss := sha256.Sum256(stripped)
+	if got := hex.EncodeToString(ss[:]); got != pyruntime.StrippedSHA256 {
+		return nil, fmt.Errorf("python.wasm in %s stripped to a module with sha256 %s, want %s (pyruntime.StrippedSHA256); if internal/wasmstrip changed on purpose, update the pin", pyruntime.Package, got, pyruntime.StrippedSHA256)
 	}
 	return stripped, nil
 }

@@ -38,6 +38,11 @@ def run(ctx, upstream, action, **params):
             "params": dict(params, action=action),
             "upstream": upstream,
         }
+    if action == "config":
+        # The executor's config: from ork.yaml, as executor.config answers.
+        from ork import _abi
+
+        return {"config": _abi.invoke(_abi.OP_EXECUTOR_CONFIG)}
     if action == "fail":
         raise RuntimeError(params.get("message", "boom"))
     if action == "panic":

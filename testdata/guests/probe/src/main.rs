@@ -84,6 +84,11 @@ fn probe(ctx: &Context, upstream: &Value, params: Params) -> Result<Value> {
             "up": upstream.as_object().map_or(0, |m| m.len()),
         })),
         "fail" => Err(ork::Error::msg(params.message.as_deref().unwrap_or("boom"))),
+        // The executor's `config:` from ork.yaml, as executor.config answers.
+        "config" => Ok(json!({
+            "config": ork::__raw::invoke(ork::__raw::op::EXECUTOR_CONFIG, &Value::Null)
+                .map_err(ork::Error::msg)?,
+        })),
         "panic" => panic!("probe panic"),
         "alloc" => alloc(required(params.mb, "mb")?, params.chunk_kb),
         "spin" => spin(),
