@@ -298,8 +298,8 @@ class MockHost:
     ``executors.<executor>.config``).
 
     Capabilities are granted only through their stubs; anything else is
-    refused with ork's own message (``... add it to its sandbox.secrets in
-    ork.yaml``):
+    refused with ork's own message (``... add it to
+    executors.NAME.sandbox.secrets in ork.yaml``):
 
     ``http``
         maps ``"URL"`` or ``"METHOD URL"`` to a stub: a :class:`MockResponse`,
@@ -626,7 +626,7 @@ class _Session:
         if stub is None:
             return _Refusal(
                 f"executor {_q(self.info['executor'])} may not make HTTP requests (to {url}): MockHost has no "
-                f"http stub for {method} {url}; add the host to its sandbox.allowed_hosts in ork.yaml"
+                f"http stub for {method} {url}; add the host to {_sandbox_key(self.info['executor'], 'allowed_hosts')}"
             )
         if callable(stub) and not isinstance(stub, (MockResponse, Refuse)):
             try:
@@ -659,7 +659,7 @@ class _Session:
         if value is None:
             return _Refusal(
                 f"secret {_q(name)} is not granted to executor {_q(self.info['executor'])}; "
-                "add it to its sandbox.secrets in ork.yaml"
+                f"add it to {_sandbox_key(self.info['executor'], 'secrets')}"
             )
         if isinstance(value, Refuse):
             return _Refusal(value.message)
@@ -680,7 +680,7 @@ class _Session:
         if call.connection not in self.host.sql:
             return _Refusal(
                 f"connection {_q(call.connection)} is not granted to executor {_q(self.info['executor'])}; "
-                "add it to its sandbox.connections in ork.yaml"
+                f"add it to {_sandbox_key(self.info['executor'], 'connections')}"
             )
         backend = self.host.sql[call.connection]
         where = f"the MockHost sql stub of connection {call.connection!r}"
@@ -734,6 +734,11 @@ class _Refusal:
 def _q(s: str) -> str:
     """``s`` quoted as the host's messages quote names (Go's %q)."""
     return json.dumps(s)
+
+
+def _sandbox_key(executor: str, key: str) -> str:
+    """The ork.yaml key that grants a capability, as the host's refusals name it."""
+    return f"executors.{executor}.sandbox.{key} in ork.yaml"
 
 
 def _is_sqlite(backend: Any) -> bool:

@@ -163,12 +163,12 @@ def test_http_response_json_error_names_the_url():
 
 
 def test_host_refusals_raise_the_capability_errors(wire):
-    refusal = (1, b'{"error":"executor \\"e\\" may not make HTTP requests (to https://x); add the host to its sandbox.allowed_hosts in ork.yaml"}')
+    refusal = (1, b'{"error":"executor \\"e\\" may not make HTTP requests (to https://x); add the host to executors.e.sandbox.allowed_hosts in ork.yaml"}')
     wire({"http.request": refusal, "secret.get": (1, b'{"error":"no secret"}'), "sql.query": (1, b'{"error":"sqlite: no such table: t"}'), "sql.execute": (1, b'{"error":"nope"}')})
     with pytest.raises(HttpError) as info:
         CTX.http.get("https://x")
     assert info.value.op == "http.request"
-    assert info.value.message.endswith("add the host to its sandbox.allowed_hosts in ork.yaml")
+    assert info.value.message.endswith("add the host to executors.e.sandbox.allowed_hosts in ork.yaml")
     assert info.value.response is None and info.value.status is None
     with pytest.raises(SecretError) as sinfo:
         CTX.secret("API_TOKEN")
@@ -375,7 +375,7 @@ def test_mock_http_unstubbed_is_refused_like_an_ungranted_host():
     assert outcome.error.message.startswith(
         'ork.HttpError: http.request: executor "sync" may not make HTTP requests (to https://evil.example.com/)'
     )
-    assert "add the host to its sandbox.allowed_hosts in ork.yaml" in outcome.error.message
+    assert "add the host to executors.sync.sandbox.allowed_hosts in ork.yaml" in outcome.error.message
     assert len(outcome.http_requests) == 1  # refused requests are recorded too
 
 
@@ -466,7 +466,7 @@ def test_mock_secrets():
     outcome = host.run_task(task)
     assert outcome.assert_succeeded() == {
         "token": "t0k",
-        "MISSING": 'secret "MISSING" is not granted to executor "sync"; add it to its sandbox.secrets in ork.yaml',
+        "MISSING": 'secret "MISSING" is not granted to executor "sync"; add it to executors.sync.sandbox.secrets in ork.yaml',
         "BROKEN": "secret BROKEN: the environment variable X is not set",
     }
     assert outcome.secrets_read == ["API_TOKEN", "MISSING", "BROKEN"]
@@ -570,7 +570,7 @@ def test_mock_sql_refusals():
         sql={"warehouse": {"DROP TABLE t": Refuse("sqlite: no such table: t")}, "down": Refuse("postgres: connection refused")},
     )
     assert host.run_task(task).assert_succeeded() == [
-        'connection "other" is not granted to executor "etl"; add it to its sandbox.connections in ork.yaml',
+        'connection "other" is not granted to executor "etl"; add it to executors.etl.sandbox.connections in ork.yaml',
         "MockHost has no stub for this statement on connection 'warehouse': SELECT 2 (stubbed: DROP TABLE t)",
         "sqlite: no such table: t",
         "postgres: connection refused",

@@ -857,6 +857,13 @@ impl State {
         serde_json::to_string(&self.host.info["executor"]).expect("JSON encodes")
     }
 
+    /// The ork.yaml key that grants a capability to this executor, as
+    /// ork's refusals name it.
+    fn sandbox_key(&self, key: &str) -> String {
+        let name = self.host.info["executor"].as_str().unwrap_or("NAME");
+        format!("executors.{}.sandbox.{} in ork.yaml", name, key)
+    }
+
     fn http(&mut self, req: &Value) -> Reply {
         let bad = || {
             Reply::Trap(format!(
@@ -967,8 +974,8 @@ impl State {
             (Some(stub), _) => stub,
             (None, Some(handler)) => (handler.0)(&call),
             (None, None) => Err(format!(
-                "executor {} may not make HTTP requests (to {}): MockHost has no http stub for {} {}; add the host to its sandbox.allowed_hosts in ork.yaml",
-                self.executor(), call.url, call.method, call.url
+                "executor {} may not make HTTP requests (to {}): MockHost has no http stub for {} {}; add the host to {}",
+                self.executor(), call.url, call.method, call.url, self.sandbox_key("allowed_hosts")
             )),
         };
         match answer {
@@ -996,9 +1003,10 @@ impl State {
             Some(Ok(value)) => Reply::Ok(json!({ "value": value })),
             Some(Err(message)) => Reply::Err(message.clone()),
             None => Reply::Err(format!(
-                "secret {} is not granted to executor {}; add it to its sandbox.secrets in ork.yaml",
+                "secret {} is not granted to executor {}; add it to {}",
                 Value::String(name),
-                self.executor()
+                self.executor(),
+                self.sandbox_key("secrets")
             )),
         }
     }
@@ -1043,9 +1051,10 @@ impl State {
             Some(conn) => conn,
             None => {
                 return Reply::Err(format!(
-                    "connection {} is not granted to executor {}; add it to its sandbox.connections in ork.yaml",
+                    "connection {} is not granted to executor {}; add it to {}",
                     Value::String(call.connection.clone()),
-                    self.executor()
+                    self.executor(),
+                    self.sandbox_key("connections")
                 ))
             }
         };

@@ -161,7 +161,7 @@ fn http_refusals() {
     assert_eq!(
         out,
         json!([
-            { "op": "http.request", "message": "executor \"sync\" may not make HTTP requests (to https://evil.example.com/): MockHost has no http stub for GET https://evil.example.com/; add the host to its sandbox.allowed_hosts in ork.yaml" },
+            { "op": "http.request", "message": "executor \"sync\" may not make HTTP requests (to https://evil.example.com/): MockHost has no http stub for GET https://evil.example.com/; add the host to executors.sync.sandbox.allowed_hosts in ork.yaml" },
             { "op": "http.request", "message": "address 10.0.0.1 is private" },
         ])
     );
@@ -295,7 +295,7 @@ fn secrets() {
         out.output(),
         Some(&json!({
             "token": "t0k",
-            "missing": { "op": "secret.get", "message": "secret \"MISSING\" is not granted to executor \"sync\"; add it to its sandbox.secrets in ork.yaml" },
+            "missing": { "op": "secret.get", "message": "secret \"MISSING\" is not granted to executor \"sync\"; add it to executors.sync.sandbox.secrets in ork.yaml" },
             "broken": { "op": "secret.get", "message": "secret BROKEN: the environment variable X is not set" },
         }))
     );
@@ -310,7 +310,7 @@ fn an_unhandled_refusal_fails_the_task_with_the_hosts_message() {
     assert_eq!(out.exit(), &Exit::Code(1));
     assert_eq!(
         out.error().unwrap().message,
-        "secret \"X\" is not granted to executor \"etl\"; add it to its sandbox.secrets in ork.yaml"
+        "secret \"X\" is not granted to executor \"etl\"; add it to executors.etl.sandbox.secrets in ork.yaml"
     );
 }
 
@@ -416,7 +416,7 @@ fn sql_refusals() {
     assert_eq!(
         out,
         json!([
-            { "op": "sql.query", "message": "connection \"other\" is not granted to executor \"etl\"; add it to its sandbox.connections in ork.yaml" },
+            { "op": "sql.query", "message": "connection \"other\" is not granted to executor \"etl\"; add it to executors.etl.sandbox.connections in ork.yaml" },
             { "op": "sql.execute", "message": "sqlite: no such table: t" },
             { "op": "sql.execute", "message": "MockHost has no stub for this statement on connection \"warehouse\": SELECT 2 (stubbed: DROP TABLE t)" },
             { "op": "sql.execute", "message": "MockHost has no stub for this statement on connection \"empty\": SELECT 3 (stubbed: none)" },
