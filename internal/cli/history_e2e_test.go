@@ -271,6 +271,49 @@ tasks:
 	assert.Equal(t, 1, strings.Count(r.stdout, "a ran"))
 }
 
+// TestResumeOfALiveRunIsRefused resumes a run whose ork process is still
+// running it: the resume is refused and the run's record stays as the
+// original process writes it.
+func TestResumeOfALiveRunIsRefused(t *testing.T) {
+	dir := pyTasks(t, "executors: {}\n", "name: live\ntasks:\n  slow: {executor: python, config_file: tasks/slow.yaml}\n",
+		map[string]string{"slow": "import time\ndef run(ctx, upstream):\n    print('slow ran', flush=True)\n    time.sleep(3)\n    return {'attempt': ctx.attempt}\n"})
+	cmd := exec.Command(orkBin, "run", "wf.yaml", "--json")
+	cmd.Dir = dir
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	require.NoError(t, cmd.Start())
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(errOut.String(), "slow ran") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Contains(t, errOut.String(), "slow ran")
+	r := ork(t, dir, "runs", "list", "--json")
+	var runs []struct {
+		RunID string `json:"run_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
+	require.Len(t, runs, 1)
+	id := runs[0].RunID
+
+	r = ork(t, dir, "run", "wf.yaml", "--resume", id)
+	assert.Equal(t, 2, r.code, r.stderr)
+	host, _ := os.Hostname()
+	assert.Contains(t, r.stderr, fmt.Sprintf("run %s is still running in process %d on host %s", id, cmd.Process.Pid, host))
+	assert.Contains(t, r.stderr, "wait for it to finish, or stop that process")
+
+	require.NoError(t, cmd.Wait(), errOut.String())
+	s := decodeSummary(t, result{stdout: out.String(), stderr: errOut.String()})
+	assert.Equal(t, "succeeded", s.Status)
+	shown := showRun(t, dir, id)
+	assert.Equal(t, "succeeded", shown.Status)
+	assert.Equal(t, 1, shown.Tasks["slow"].Attempts)
+	assert.JSONEq(t, `{"attempt":1}`, string(shown.Tasks["slow"].Output))
+	db := openDB(t, dir)
+	assert.Equal(t, []string{"succeeded"}, db.statuses(t, id, "slow"), "the task ran once and its attempt is intact")
+	r = ork(t, dir, "logs", id, "slow")
+	assert.Equal(t, 1, strings.Count(r.stdout, "slow ran"))
+}
+
 func TestConcurrentRunsShareTheStore(t *testing.T) {
 	dir := pyTasks(t, "executors: {}\n", "name: par\ntasks:\n  x: {executor: python, config_file: tasks/x.yaml}\n  y: {executor: python, config_file: tasks/x.yaml}\n",
 		map[string]string{"x": "def run(ctx, upstream):\n    ctx.metrics.record('n', 1)\n    return ctx.run_id\n"})

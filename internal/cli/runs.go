@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -119,18 +118,7 @@ type runJSON struct {
 }
 
 // effectiveStatus shows a run whose ork process died as interrupted.
-func effectiveStatus(r store.Run) string {
-	if r.Status != "running" || r.PID <= 0 {
-		return r.Status
-	}
-	if host, _ := os.Hostname(); host != r.Host {
-		return r.Status
-	}
-	if err := syscall.Kill(r.PID, 0); err != nil && errors.Is(err, syscall.ESRCH) {
-		return "interrupted"
-	}
-	return r.Status
-}
+func effectiveStatus(r store.Run) string { return runner.EffectiveStatus(r) }
 
 func runsListRun(ctx context.Context, opts *runsListOptions) error {
 	st, err := opts.open(ctx)

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,6 +22,14 @@ import (
 type recorder struct {
 	st    *store.Store
 	runID string
+	owner string // this execution of the run, on every attempt it records
+}
+
+func newRecorder(st *store.Store, runID string) *recorder {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return &recorder{st: st, runID: runID, owner: fmt.Sprintf("pid %d on host %s, #%x", os.Getpid(), host, b)}
 }
 
 // WorkflowDigest identifies a workflow file's content.
@@ -53,11 +62,27 @@ func (r *recorder) createRun(ctx context.Context, wf *project.Workflow, p *proje
 	})
 }
 
+// resumeRun makes this process the one running the run, unless another ork
+// process still runs it or claims it at the same moment.
 func (r *recorder) resumeRun(ctx context.Context) error {
 	if r.st == nil {
 		return errors.New("resuming a run needs the run store")
 	}
-	return r.st.UpdateRun(ctx, r.runID, "running", nil, os.Getpid())
+	run, err := r.st.GetRun(ctx, r.runID)
+	if err != nil {
+		return err
+	}
+	if RunLiveness(*run) != ProcessGone {
+		return liveError(*run)
+	}
+	host, _ := os.Hostname()
+	if err := r.st.ClaimRun(ctx, *run, os.Getpid(), host); err != nil {
+		if errors.Is(err, store.ErrClaimed) {
+			return fmt.Errorf("run %s was resumed by another ork process at the same moment; `ork runs show %s` shows it", r.runID, r.runID)
+		}
+		return err
+	}
+	return nil
 }
 
 // finishRun is written even when the run was cancelled.
@@ -93,7 +118,7 @@ func (r *recorder) startAttempt(ctx context.Context, task string, attempt int, s
 	if r.st == nil {
 		return nil
 	}
-	return r.st.StartAttempt(ctx, store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: "running", StartedAt: started, Engine: engine})
+	return r.st.StartAttempt(ctx, store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: "running", StartedAt: started, Engine: engine, Owner: r.owner})
 }
 
 // finishAttempt records the outcome durably, with its metrics, before the
@@ -105,7 +130,7 @@ func (r *recorder) finishAttempt(task string, attempt int, started time.Time, re
 	}
 	now := time.Now()
 	a := store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: res.Status, Reason: res.Reason,
-		Error: res.Error, StartedAt: started, EndedAt: &now, DurationMS: res.DurationMS, Engine: res.Engine}
+		Error: res.Error, StartedAt: started, EndedAt: &now, DurationMS: res.DurationMS, Engine: res.Engine, Owner: r.owner}
 	if res.Status == string(scheduler.Succeeded) {
 		a.Output = res.Output
 	}
@@ -201,7 +226,8 @@ func SortedTasks(s *Summary, order []string) []string {
 	return append(out, rest...)
 }
 
-// CheckResumable refuses to resume a run whose workflow changed, unless force.
+// CheckResumable refuses to resume a run whose ork process is still running
+// it, and one whose workflow changed, unless force.
 func CheckResumable(ctx context.Context, st *store.Store, runID string, wf *project.Workflow, force bool) (*store.Run, error) {
 	run, err := st.GetRun(ctx, runID)
 	if err != nil {
@@ -212,6 +238,9 @@ func CheckResumable(ctx context.Context, st *store.Store, runID string, wf *proj
 	}
 	if run.Status == StatusSucceeded {
 		return nil, fmt.Errorf("run %s already succeeded; there is nothing to resume", runID)
+	}
+	if RunLiveness(*run) != ProcessGone {
+		return nil, liveError(*run)
 	}
 	digest, err := WorkflowDigest(wf.File)
 	if err != nil {

@@ -39,6 +39,11 @@ const (
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
 	StatusCancelled = "cancelled"
+	// StatusRunning is recorded while an ork process runs the run.
+	StatusRunning = "running"
+	// StatusInterrupted is shown, never recorded, for a run whose ork
+	// process died while it was running.
+	StatusInterrupted = "interrupted"
 )
 
 // Summary is the machine-readable result of a run (`ork run --json`).
@@ -470,15 +475,20 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 	}
 	wf := p.Workflow
 	sum := &Summary{RunID: runID, Workflow: wf.Name, Tasks: map[string]*TaskResult{}}
-	rec := &recorder{st: opts.Store, runID: runID}
+	rec := newRecorder(opts.Store, runID)
 	prior := map[string]int{} // attempts already recorded, by task
 	done := map[string]bool{}
 	if opts.Resume {
-		previous, err := LoadSummary(ctx, opts.Store, runID, wf.Order)
-		if err != nil {
+		// Claim the run first: no other ork process may still be running
+		// it, or be resuming it too.
+		if err := rec.resumeRun(ctx); err != nil {
 			return nil, err
 		}
 		if err := rec.interrupted(ctx); err != nil {
+			return nil, err
+		}
+		previous, err := LoadSummary(ctx, opts.Store, runID, wf.Order)
+		if err != nil {
 			return nil, err
 		}
 		for name, t := range previous.Tasks {
@@ -487,9 +497,6 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 				done[name] = true
 				sum.Tasks[name] = t
 			}
-		}
-		if err := rec.resumeRun(ctx); err != nil {
-			return nil, err
 		}
 	} else if err := rec.createRun(ctx, wf, r.proj, opts); err != nil {
 		return nil, err

@@ -74,6 +74,28 @@ func (s *Store) UpdateRun(ctx context.Context, id, status string, endedAt *time.
 	return nil
 }
 
+// ClaimRun makes the calling process the one running run prev.ID again: it
+// sets the status to running, clears the end time and records pid and host,
+// provided the run's status, pid and host are still those of prev. Otherwise
+// another process got there first, and it fails with ErrClaimed.
+func (s *Store) ClaimRun(ctx context.Context, prev Run, pid int, host string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = 'running', ended_at = NULL, pid = ?, host = ?
+		WHERE id = ? AND status = ? AND pid = ? AND host = ?`,
+		pid, host, prev.ID, prev.Status, prev.PID, prev.Host)
+	if err != nil {
+		return fmt.Errorf("resuming run %s: %w", prev.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("resuming run %s: %w", prev.ID, err)
+	} else if n == 0 {
+		if _, err := s.GetRun(ctx, prev.ID); err != nil {
+			return err
+		}
+		return fmt.Errorf("run %s was %w (resumed or finished) since it was read", prev.ID, ErrClaimed)
+	}
+	return nil
+}
+
 const runColumns = `id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid`
 
 func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
@@ -162,6 +184,13 @@ func attemptName(a Attempt) string {
 	return fmt.Sprintf("attempt %d of task %s of run %s", a.Attempt, a.Task, a.RunID)
 }
 
+func ownerName(owner string) string {
+	if owner == "" {
+		return "by an older ork"
+	}
+	return owner
+}
+
 func outputValue(o json.RawMessage) (any, error) {
 	if len(o) == 0 {
 		return nil, nil
@@ -179,10 +208,10 @@ func (s *Store) StartAttempt(ctx context.Context, a Attempt) error {
 		return fmt.Errorf("recording %s: needs a run id, a task and an attempt number from 1", attemptName(a))
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO attempts
-		(run_id, task, attempt, status, reason, started_at, engine)
-		VALUES (?, ?, ?, 'running', '', ?, ?)
+		(run_id, task, attempt, status, reason, started_at, engine, owner)
+		VALUES (?, ?, ?, 'running', '', ?, ?, ?)
 		ON CONFLICT (run_id, task, attempt) DO NOTHING`,
-		a.RunID, a.Task, a.Attempt, fmtTime(a.StartedAt), a.Engine)
+		a.RunID, a.Task, a.Attempt, fmtTime(a.StartedAt), a.Engine, a.Owner)
 	if err != nil {
 		return fmt.Errorf("recording %s: %w", attemptName(a), err)
 	}
@@ -197,7 +226,9 @@ func (s *Store) StartAttempt(ctx context.Context, a Attempt) error {
 // FinishAttempt records the outcome of an attempt and its metrics in one
 // transaction, on disk when it returns. The attempt row is updated, or
 // inserted if StartAttempt did not record it; the start time of a recorded
-// attempt is kept. Each metric belongs to the attempt a: its RunID, Task and
+// attempt is kept. An attempt recorded with another Owner is left alone and
+// FinishAttempt fails with ErrNotOwner: one ork process never overwrites
+// what another recorded. Each metric belongs to the attempt a: its RunID, Task and
 // Attempt may be left zero, and must otherwise be a's.
 func (s *Store) FinishAttempt(ctx context.Context, a Attempt, metrics []Metric) error {
 	if a.RunID == "" || a.Task == "" || a.Attempt < 1 {
@@ -227,16 +258,28 @@ func (s *Store) FinishAttempt(ctx context.Context, a Attempt, metrics []Metric) 
 		points = append(points, point{name: m.Name, time: fmtTime(m.Time), value: floatValue(m.Value), labels: labels})
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO attempts
-			(run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms, engine)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		res, err := tx.ExecContext(ctx, `INSERT INTO attempts
+			(run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms, engine, owner)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (run_id, task, attempt) DO UPDATE SET
 				status = excluded.status, reason = excluded.reason, error = excluded.error,
 				output = excluded.output, ended_at = excluded.ended_at, duration_ms = excluded.duration_ms,
-				engine = CASE WHEN excluded.engine = '' THEN attempts.engine ELSE excluded.engine END`,
+				engine = CASE WHEN excluded.engine = '' THEN attempts.engine ELSE excluded.engine END
+			WHERE attempts.owner = excluded.owner`,
 			a.RunID, a.Task, a.Attempt, a.Status, a.Reason, a.Error, output,
-			fmtTime(a.StartedAt), fmtTimePtr(a.EndedAt), a.DurationMS, a.Engine); err != nil {
+			fmtTime(a.StartedAt), fmtTimePtr(a.EndedAt), a.DurationMS, a.Engine, a.Owner)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			var owner string
+			if err := tx.QueryRowContext(ctx, `SELECT owner FROM attempts WHERE run_id = ? AND task = ? AND attempt = ?`,
+				a.RunID, a.Task, a.Attempt).Scan(&owner); err != nil {
+				return err
+			}
+			return fmt.Errorf("the attempt is already %w (%s); it is left as it was", ErrNotOwner, ownerName(owner))
 		}
 		if len(points) == 0 {
 			return nil
@@ -264,7 +307,7 @@ func (s *Store) FinishAttempt(ctx context.Context, a Attempt, metrics []Metric) 
 // started, each task's attempts in order.
 func (s *Store) Attempts(ctx context.Context, runID string) ([]Attempt, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT
-		run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms, engine
+		run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms, engine, owner
 		FROM attempts WHERE run_id = ?
 		ORDER BY min(started_at) OVER (PARTITION BY task), task, attempt`, runID)
 	if err != nil {
@@ -281,7 +324,7 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]Attempt, error) {
 			ended   sql.NullString
 		)
 		if err := rows.Scan(&a.RunID, &a.Task, &a.Attempt, &a.Status, &a.Reason, &errMsg, &output,
-			&started, &ended, &a.DurationMS, &a.Engine); err != nil {
+			&started, &ended, &a.DurationMS, &a.Engine, &a.Owner); err != nil {
 			return nil, fmt.Errorf("reading the attempts of run %s: %w", runID, err)
 		}
 		if errMsg.Valid {

@@ -38,6 +38,14 @@ import (
 // ErrNotFound is returned (wrapped) for a run that is not in the store.
 var ErrNotFound = errors.New("not found")
 
+// ErrNotOwner is returned (wrapped) by FinishAttempt when the attempt was
+// recorded by another ork process.
+var ErrNotOwner = errors.New("recorded by another ork process")
+
+// ErrClaimed is returned (wrapped) by ClaimRun when the run changed since it
+// was read: another process claimed it first.
+var ErrClaimed = errors.New("changed by another ork process")
+
 // ErrExists is returned (wrapped) by CreateRun and StartAttempt when the row
 // is already there.
 var ErrExists = errors.New("already exists")
@@ -74,6 +82,10 @@ type Attempt struct {
 	EndedAt    *time.Time
 	DurationMS float64
 	Engine     string // the WebAssembly engine that ran it ("" if not recorded)
+	// Owner identifies the ork process (one execution of the run) that
+	// recorded the attempt; FinishAttempt updates only an attempt of the
+	// same owner.
+	Owner string
 }
 
 // LogLine is one line of a task's log.
