@@ -202,6 +202,32 @@ tasks:
 	assert.Contains(t, r.stderr, "already succeeded; there is nothing to resume")
 }
 
+// TestRunsShowMatchesRunJSON: for a failed run whose downstream task was
+// skipped, `ork runs show --json` prints the very document `ork run --json`
+// printed, and the table lists the skipped task.
+func TestRunsShowMatchesRunJSON(t *testing.T) {
+	dir := pyTasks(t, "executors: {}\n", `name: ab
+tasks:
+  a: {executor: python, config_file: tasks/a.yaml}
+  b: {executor: python, config_file: tasks/b.yaml, depends_on: [a]}
+`, map[string]string{
+		"a": "def run(ctx, upstream):\n    ctx.metrics.record('tried', 1)\n    raise RuntimeError('a is broken')\n",
+		"b": "def run(ctx, upstream):\n    return 1\n",
+	})
+	r := ork(t, dir, "run", "wf.yaml", "--json")
+	require.Equal(t, 1, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	require.Equal(t, "skipped", s.Tasks["b"].Status)
+	shown := ork(t, dir, "runs", "show", s.RunID, "--json")
+	require.Equal(t, 0, shown.code, shown.stderr)
+	assert.JSONEq(t, r.stdout, shown.stdout)
+
+	table := ork(t, dir, "runs", "show", s.RunID)
+	assert.Regexp(t, `(?m)^a +failed +1 `, table.stdout)
+	assert.Regexp(t, `(?m)^b +skipped +0 +- +- +upstream task "a" failed`, table.stdout)
+	assert.Less(t, strings.Index(table.stdout, "\na "), strings.Index(table.stdout, "\nb "), "tasks in workflow order")
+}
+
 func TestResumeRefusesAChangedWorkflowUnlessForced(t *testing.T) {
 	dir := pyTasks(t, "executors: {}\n", "name: w\ntasks:\n  bad: {executor: python, config_file: tasks/bad.yaml}\n",
 		map[string]string{"bad": "import os\ndef run(ctx, upstream):\n    assert os.path.exists('ok.flag'), 'not yet'\n    return 1\n"})

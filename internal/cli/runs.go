@@ -216,7 +216,7 @@ func runsShowRun(ctx context.Context, opts *HistoryOptions, id string) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tSTATUS\tATTEMPTS\tDURATION\tENGINE\tOUTPUT / ERROR")
-	for _, name := range runner.SortedTasks(sum, nil) {
+	for _, name := range runner.SortedTasks(sum, run.Tasks) {
 		t := sum.Tasks[name]
 		detail := oneLine(string(t.Output), 80)
 		if t.Error != nil {
@@ -229,7 +229,11 @@ func runsShowRun(ctx context.Context, opts *HistoryOptions, id string) error {
 		if engine == "" {
 			engine = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", name, t.Status, t.Attempts, formatMS(t.DurationMS), engine, detail)
+		dur := formatMS(t.DurationMS)
+		if t.Status == "skipped" {
+			dur = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", name, t.Status, t.Attempts, dur, engine, detail)
 	}
 	return tw.Flush()
 }

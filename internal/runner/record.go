@@ -58,13 +58,27 @@ func (r *recorder) createRun(ctx context.Context, wf *project.Workflow, p *proje
 	return r.st.CreateRun(ctx, store.Run{
 		ID: r.runID, Workflow: wf.Name, WorkflowFile: p.Rel(wf.File), WorkflowDigest: digest,
 		Params: params, Status: "running", StartedAt: time.Now(), OrkVersion: opts.Version,
-		Host: host, PID: os.Getpid(),
+		Host: host, PID: os.Getpid(), Tasks: taskOrder(wf),
 	})
+}
+
+// taskOrder is the workflow's task names in its order, never nil.
+func taskOrder(wf *project.Workflow) []string {
+	return append([]string{}, wf.Order...)
+}
+
+// skipped records that the run skipped a task. A skip that cannot be stored
+// only makes `ork runs show` say "did not run"; the run goes on.
+func (r *recorder) skipped(task string, afterAttempt int, reason string) error {
+	if r.st == nil {
+		return nil
+	}
+	return r.st.SkipTask(context.Background(), store.Skip{RunID: r.runID, Task: task, AfterAttempt: afterAttempt, Reason: reason})
 }
 
 // resumeRun makes this process the one running the run, unless another ork
 // process still runs it or claims it at the same moment.
-func (r *recorder) resumeRun(ctx context.Context) error {
+func (r *recorder) resumeRun(ctx context.Context, wf *project.Workflow) error {
 	if r.st == nil {
 		return errors.New("resuming a run needs the run store")
 	}
@@ -76,7 +90,7 @@ func (r *recorder) resumeRun(ctx context.Context) error {
 		return liveError(*run)
 	}
 	host, _ := os.Hostname()
-	if err := r.st.ClaimRun(ctx, *run, os.Getpid(), host); err != nil {
+	if err := r.st.ClaimRun(ctx, *run, os.Getpid(), host, taskOrder(wf)); err != nil {
 		if errors.Is(err, store.ErrClaimed) {
 			return fmt.Errorf("run %s was resumed by another ork process at the same moment; `ork runs show %s` shows it", r.runID, r.runID)
 		}
@@ -149,9 +163,10 @@ func (r *recorder) logs(lines []store.LogLine) {
 	_ = r.st.AppendLogs(context.Background(), lines)
 }
 
-// LoadSummary rebuilds a run's summary from the store: the schema of
-// `ork run --json`. Each task shows its latest attempt; tasks of order that
-// never ran are skipped.
+// LoadSummary rebuilds a run's summary from the store: the document of
+// `ork run --json`. Each task shows its latest attempt, or its skip if the
+// run skipped it since; tasks of order (by default the workflow's task list
+// recorded with the run) that never ran are skipped.
 func LoadSummary(ctx context.Context, st *store.Store, runID string, order []string) (*Summary, error) {
 	if st == nil {
 		return nil, errors.New("no run store")
@@ -168,6 +183,13 @@ func LoadSummary(ctx context.Context, st *store.Store, runID string, order []str
 	if err != nil {
 		return nil, err
 	}
+	skips, err := st.Skips(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	if order == nil {
+		order = run.Tasks
+	}
 	sum := &Summary{RunID: run.ID, Workflow: run.Workflow, Status: run.Status, Tasks: map[string]*TaskResult{}}
 	latest := map[string]store.Attempt{}
 	var names []string
@@ -182,6 +204,9 @@ func LoadSummary(ctx context.Context, st *store.Store, runID string, order []str
 	}
 	for _, name := range names {
 		a := latest[name]
+		if k, ok := skips[name]; ok && k.AfterAttempt >= a.Attempt {
+			continue // skipped after its latest attempt: below
+		}
 		t := &TaskResult{Status: a.Status, Attempts: a.Attempt, DurationMS: a.DurationMS, Output: a.Output, Error: a.Error, Reason: a.Reason, Metrics: []abi.Metric{}, Engine: a.Engine}
 		if len(t.Output) == 0 {
 			t.Output = json.RawMessage("null")
@@ -197,10 +222,18 @@ func LoadSummary(ctx context.Context, st *store.Store, runID string, order []str
 		}
 		sum.Tasks[name] = t
 	}
+	skipped := func(name string, k store.Skip) {
+		msg := k.Reason
+		sum.Tasks[name] = &TaskResult{Status: string(scheduler.Skipped), Attempts: k.AfterAttempt, Output: json.RawMessage("null"), Metrics: []abi.Metric{}, Error: &msg}
+	}
+	for name, k := range skips {
+		if _, ok := sum.Tasks[name]; !ok {
+			skipped(name, k)
+		}
+	}
 	for _, name := range order {
 		if _, ok := sum.Tasks[name]; !ok {
-			msg := "did not run"
-			sum.Tasks[name] = &TaskResult{Status: string(scheduler.Skipped), Output: json.RawMessage("null"), Metrics: []abi.Metric{}, Error: &msg}
+			skipped(name, store.Skip{Reason: "did not run"})
 		}
 	}
 	return sum, nil

@@ -481,7 +481,7 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 	if opts.Resume {
 		// Claim the run first: no other ork process may still be running
 		// it, or be resuming it too.
-		if err := rec.resumeRun(ctx); err != nil {
+		if err := rec.resumeRun(ctx, wf); err != nil {
 			return nil, err
 		}
 		if err := rec.interrupted(ctx); err != nil {
@@ -557,6 +557,9 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 		mu.Lock()
 		sum.Tasks[name] = res
 		mu.Unlock()
+		if err := rec.skipped(name, prior[name], reason); err != nil && opts.Warn != nil {
+			opts.Warn(fmt.Sprintf("task %s: %v", name, err))
+		}
 		obs.TaskSkipped(name, reason)
 	}
 	statuses, err := scheduler.Run(ctx, nodes, opts.Concurrency, pools, run, skip)

@@ -36,12 +36,16 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	if err != nil {
 		return fmt.Errorf("recording run %s: params: %w", r.ID, err)
 	}
+	tasks, err := jsonList(r.Tasks)
+	if err != nil {
+		return fmt.Errorf("recording run %s: tasks: %w", r.ID, err)
+	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO runs
-		(id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid, tasks)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		r.ID, r.Workflow, r.WorkflowFile, r.WorkflowDigest, params, r.Status,
-		fmtTime(r.StartedAt), fmtTimePtr(r.EndedAt), r.OrkVersion, r.Host, r.PID)
+		fmtTime(r.StartedAt), fmtTimePtr(r.EndedAt), r.OrkVersion, r.Host, r.PID, tasks)
 	if err != nil {
 		return fmt.Errorf("recording run %s: %w", r.ID, err)
 	}
@@ -75,13 +79,19 @@ func (s *Store) UpdateRun(ctx context.Context, id, status string, endedAt *time.
 }
 
 // ClaimRun makes the calling process the one running run prev.ID again: it
-// sets the status to running, clears the end time and records pid and host,
-// provided the run's status, pid and host are still those of prev. Otherwise
-// another process got there first, and it fails with ErrClaimed.
-func (s *Store) ClaimRun(ctx context.Context, prev Run, pid int, host string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = 'running', ended_at = NULL, pid = ?, host = ?
+// sets the status to running, clears the end time and records pid and host
+// (and the task list, unless tasks is nil), provided the run's status, pid
+// and host are still those of prev. Otherwise another process got there
+// first, and it fails with ErrClaimed.
+func (s *Store) ClaimRun(ctx context.Context, prev Run, pid int, host string, tasks []string) error {
+	list, err := jsonList(tasks)
+	if err != nil {
+		return fmt.Errorf("resuming run %s: tasks: %w", prev.ID, err)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = 'running', ended_at = NULL, pid = ?, host = ?,
+		tasks = coalesce(?, tasks)
 		WHERE id = ? AND status = ? AND pid = ? AND host = ?`,
-		pid, host, prev.ID, prev.Status, prev.PID, prev.Host)
+		pid, host, list, prev.ID, prev.Status, prev.PID, prev.Host)
 	if err != nil {
 		return fmt.Errorf("resuming run %s: %w", prev.ID, err)
 	}
@@ -96,18 +106,24 @@ func (s *Store) ClaimRun(ctx context.Context, prev Run, pid int, host string) er
 	return nil
 }
 
-const runColumns = `id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid`
+const runColumns = `id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid, tasks`
 
 func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
 	var (
 		r             Run
 		params, ended sql.NullString
+		tasks         sql.NullString
 		started       string
 		err           error
 	)
 	if err := sc.Scan(&r.ID, &r.Workflow, &r.WorkflowFile, &r.WorkflowDigest, &params, &r.Status,
-		&started, &ended, &r.OrkVersion, &r.Host, &r.PID); err != nil {
+		&started, &ended, &r.OrkVersion, &r.Host, &r.PID, &tasks); err != nil {
 		return nil, err
+	}
+	if tasks.Valid {
+		if err := json.Unmarshal([]byte(tasks.String), &r.Tasks); err != nil {
+			return nil, fmt.Errorf("run %s: bad task list in the run database: %w", r.ID, err)
+		}
 	}
 	if r.Params, err = jsonMap[any](params); err != nil {
 		return nil, fmt.Errorf("run %s: params: %w", r.ID, err)
@@ -178,6 +194,42 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
 		return nil, fmt.Errorf("listing runs: %w", err)
 	}
 	return runs, nil
+}
+
+// SkipTask records that a run skipped a task, replacing an earlier skip of
+// it.
+func (s *Store) SkipTask(ctx context.Context, k Skip) error {
+	if k.RunID == "" || k.Task == "" {
+		return errors.New("recording a skipped task: needs a run id and a task")
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO skips (run_id, task, after_attempt, reason) VALUES (?, ?, ?, ?)
+		ON CONFLICT (run_id, task) DO UPDATE SET after_attempt = excluded.after_attempt, reason = excluded.reason`,
+		k.RunID, k.Task, k.AfterAttempt, k.Reason)
+	if err != nil {
+		return fmt.Errorf("recording that run %s skipped task %s: %w", k.RunID, k.Task, err)
+	}
+	return nil
+}
+
+// Skips returns the tasks a run skipped, by task name.
+func (s *Store) Skips(ctx context.Context, runID string) (map[string]Skip, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT task, after_attempt, reason FROM skips WHERE run_id = ?`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the skipped tasks of run %s: %w", runID, err)
+	}
+	defer rows.Close()
+	out := map[string]Skip{}
+	for rows.Next() {
+		k := Skip{RunID: runID}
+		if err := rows.Scan(&k.Task, &k.AfterAttempt, &k.Reason); err != nil {
+			return nil, fmt.Errorf("reading the skipped tasks of run %s: %w", runID, err)
+		}
+		out[k.Task] = k
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the skipped tasks of run %s: %w", runID, err)
+	}
+	return out, nil
 }
 
 func attemptName(a Attempt) string {

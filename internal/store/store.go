@@ -65,8 +65,17 @@ type Run struct {
 	StartedAt      time.Time
 	EndedAt        *time.Time
 	OrkVersion     string
-	Host           string // hostname
-	PID            int    // the ork process running it (to show runs whose process died as "interrupted")
+	Host           string   // hostname
+	PID            int      // the ork process running it (to show runs whose process died as "interrupted")
+	Tasks          []string // the workflow's task names in its order; nil for runs recorded before schema v4
+}
+
+// Skip records that a run skipped a task.
+type Skip struct {
+	RunID        string
+	Task         string
+	AfterAttempt int    // attempts the task had when it was skipped (0: none)
+	Reason       string // e.g. upstream task "a" failed
 }
 
 // Attempt is one try at running a task of a run.
@@ -428,6 +437,18 @@ func jsonValue[M ~map[string]V, V any](m M) (any, error) {
 		return nil, nil
 	}
 	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// jsonList encodes a list as JSON text; a nil list is NULL.
+func jsonList(l []string) (any, error) {
+	if l == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(l)
 	if err != nil {
 		return nil, err
 	}

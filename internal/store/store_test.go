@@ -698,8 +698,8 @@ func TestClaimRun(t *testing.T) {
 	require.NoError(t, s.CreateRun(ctx, r))
 	prev, err := s.GetRun(ctx, "r1")
 	require.NoError(t, err)
-	require.NoError(t, s.ClaimRun(ctx, *prev, 200, "h2"))
-	err = s.ClaimRun(ctx, *prev, 300, "h3")
+	require.NoError(t, s.ClaimRun(ctx, *prev, 200, "h2", []string{"x", "y"}))
+	err = s.ClaimRun(ctx, *prev, 300, "h3", nil)
 	require.ErrorIs(t, err, ErrClaimed)
 	got, err := s.GetRun(ctx, "r1")
 	require.NoError(t, err)
@@ -707,5 +707,36 @@ func TestClaimRun(t *testing.T) {
 	assert.Equal(t, "h2", got.Host)
 	assert.Equal(t, "running", got.Status)
 	assert.Nil(t, got.EndedAt)
-	require.ErrorIs(t, s.ClaimRun(ctx, Run{ID: "nope"}, 1, "h"), ErrNotFound)
+	assert.Equal(t, []string{"x", "y"}, got.Tasks)
+	require.ErrorIs(t, s.ClaimRun(ctx, Run{ID: "nope"}, 1, "h", nil), ErrNotFound)
+	// nil tasks keep the recorded list.
+	require.NoError(t, s.ClaimRun(ctx, *got, 201, "h2", nil))
+	got, err = s.GetRun(ctx, "r1")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"x", "y"}, got.Tasks)
+}
+
+func TestRunTasksAndSkips(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	r := sampleRun("r1")
+	r.Tasks = []string{"extract", "load", "report"}
+	require.NoError(t, s.CreateRun(ctx, r))
+	got, err := s.GetRun(ctx, "r1")
+	require.NoError(t, err)
+	assert.Equal(t, r.Tasks, got.Tasks)
+
+	skips, err := s.Skips(ctx, "r1")
+	require.NoError(t, err)
+	assert.Empty(t, skips)
+	require.NoError(t, s.SkipTask(ctx, Skip{RunID: "r1", Task: "report", Reason: `upstream task "load" failed`}))
+	require.NoError(t, s.SkipTask(ctx, Skip{RunID: "r1", Task: "load", AfterAttempt: 1, Reason: "first"}))
+	require.NoError(t, s.SkipTask(ctx, Skip{RunID: "r1", Task: "load", AfterAttempt: 2, Reason: "again"}))
+	skips, err = s.Skips(ctx, "r1")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]Skip{
+		"report": {RunID: "r1", Task: "report", Reason: `upstream task "load" failed`},
+		"load":   {RunID: "r1", Task: "load", AfterAttempt: 2, Reason: "again"},
+	}, skips)
+	require.Error(t, s.SkipTask(ctx, Skip{RunID: "nope", Task: "a"}), "the run must exist")
 }
