@@ -140,6 +140,53 @@ tasks:
 	require.Len(t, starts, 3)
 	assert.GreaterOrEqual(t, starts[1].Sub(starts[0]), 100*time.Millisecond)
 	assert.GreaterOrEqual(t, starts[2].Sub(starts[1]), 200*time.Millisecond)
+
+	// runs show --attempts lists every attempt, in the table and in --json.
+	r = ork(t, dir, "runs", "show", s.RunID, "--attempts")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `(?m)^TASK +ATTEMPT +STATUS +REASON +STARTED +DURATION +ERROR$`, r.stdout)
+	assert.Regexp(t, `(?m)^flaky +1 +failed +exit +\d{4}-\d\d-\d\d [0-9:.]+ +[0-9.]+m?s +RuntimeError: attempt 1 fails`, r.stdout)
+	assert.Regexp(t, `(?m)^flaky +2 +failed +exit +.* +RuntimeError: attempt 2 fails`, r.stdout)
+	assert.Regexp(t, `(?m)^flaky +3 +succeeded +- +.* +-$`, r.stdout)
+	assert.Regexp(t, `(?m)^hopeless +2 +failed +exit +.*RuntimeError: always`, r.stdout)
+	r = ork(t, dir, "runs", "show", s.RunID, "--attempts", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var withAttempts struct {
+		Tasks map[string]struct {
+			Attempts       int `json:"attempts"`
+			AttemptHistory []struct {
+				Attempt    int        `json:"attempt"`
+				Status     string     `json:"status"`
+				Reason     string     `json:"reason"`
+				Error      *string    `json:"error"`
+				StartedAt  time.Time  `json:"started_at"`
+				EndedAt    *time.Time `json:"ended_at"`
+				DurationMS float64    `json:"duration_ms"`
+			} `json:"attempt_history"`
+		} `json:"tasks"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &withAttempts))
+	hist := withAttempts.Tasks["flaky"].AttemptHistory
+	require.Len(t, hist, 3)
+	assert.Equal(t, 3, withAttempts.Tasks["flaky"].Attempts)
+	for i, a := range hist {
+		assert.Equal(t, i+1, a.Attempt)
+		assert.True(t, a.StartedAt.Equal(starts[i]), "attempt %d start", i+1)
+		require.NotNil(t, a.EndedAt)
+		assert.False(t, a.EndedAt.Before(a.StartedAt))
+		assert.Greater(t, a.DurationMS, 0.0)
+	}
+	assert.Equal(t, "failed", hist[0].Status)
+	assert.Equal(t, "exit", hist[0].Reason)
+	require.NotNil(t, hist[0].Error)
+	assert.Contains(t, *hist[0].Error, "attempt 1 fails")
+	assert.Equal(t, "succeeded", hist[2].Status)
+	assert.Nil(t, hist[2].Error)
+	assert.Len(t, withAttempts.Tasks["hopeless"].AttemptHistory, 2)
+	// Without --attempts, --json is the document of ork run --json.
+	r = ork(t, dir, "runs", "show", s.RunID, "--json")
+	assert.NotContains(t, r.stdout, "attempt_history")
+	decodeSummary(t, r)
 }
 
 func TestTimeoutIsItsOwnExitReason(t *testing.T) {
