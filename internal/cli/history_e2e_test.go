@@ -477,6 +477,63 @@ func TestHistoryCommands(t *testing.T) {
 	assert.Equal(t, 2, r.code)
 }
 
+// TestRunsListByEffectiveStatus: running and interrupted runs are both
+// recorded as running; --status picks by whether the process lives, and
+// --limit counts what is left after that.
+func TestRunsListByEffectiveStatus(t *testing.T) {
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "ork.db")
+	st, err := store.Open(ctx, db)
+	require.NoError(t, err)
+	defer st.Close()
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run()) // reaped: its pid is gone
+	host, _ := os.Hostname()
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	add := func(id, status string, pid int, at time.Time) {
+		require.NoError(t, st.CreateRun(ctx, store.Run{ID: id, Workflow: "w", WorkflowFile: "wf.yaml", WorkflowDigest: "d",
+			Status: status, StartedAt: at, OrkVersion: "test", Host: host, PID: pid}))
+	}
+	// Old interrupted runs, below 30 newer finished runs and 24 newer
+	// running runs, one in four of them dead (recent-03, -07, ... -23).
+	for i := range 3 {
+		add(fmt.Sprintf("old-interrupted-%d", i), "running", dead.Process.Pid, base.Add(time.Duration(i)*time.Minute))
+	}
+	for i := range 30 {
+		add(fmt.Sprintf("done-%02d", i), "succeeded", 1, base.Add(time.Hour+time.Duration(i)*time.Minute))
+	}
+	for i := range 24 {
+		pid := os.Getpid()
+		if i%4 == 3 {
+			pid = dead.Process.Pid
+		}
+		add(fmt.Sprintf("recent-%02d", i), "running", pid, base.Add(2*time.Hour+time.Duration(i)*time.Minute))
+	}
+	list := func(args ...string) []string {
+		t.Helper()
+		r := ork(t, t.TempDir(), append([]string{"runs", "list", "--db", db, "--json"}, args...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		var runs []struct {
+			RunID  string `json:"run_id"`
+			Status string `json:"status"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
+		var ids []string
+		for _, run := range runs {
+			assert.Equal(t, args[1], run.Status, run.RunID)
+			ids = append(ids, run.RunID)
+		}
+		return ids
+	}
+	assert.Equal(t, []string{"recent-23", "recent-19", "recent-15", "recent-11", "recent-07", "recent-03",
+		"old-interrupted-2", "old-interrupted-1", "old-interrupted-0"}, list("--status", "interrupted"))
+	assert.Equal(t, []string{"recent-23", "recent-19", "recent-15", "recent-11"}, list("--status", "interrupted", "--limit", "4"))
+	assert.Equal(t, []string{"recent-22", "recent-21"}, list("--status", "running", "--limit", "2"))
+	assert.Len(t, list("--status", "running"), 18)
+	assert.Len(t, list("--status", "running", "--limit", "100"), 18)
+	assert.Len(t, list("--status", "succeeded", "--limit", "25"), 25)
+}
+
 func TestLogsFollowStreamsARunningTask(t *testing.T) {
 	dir := pyTasks(t, "executors: {}\n", "name: f\ntasks:\n  slow: {executor: python, config_file: tasks/slow.yaml}\n",
 		map[string]string{"slow": "import time, sys\ndef run(ctx, upstream):\n    for i in range(5):\n        print(f'tick {i}', flush=True)\n        time.sleep(0.3)\n    return i\n"})

@@ -128,8 +128,10 @@ func runsListRun(ctx context.Context, opts *runsListOptions) error {
 	}
 	defer st.Close()
 	filter := store.RunFilter{Workflow: opts.Workflow, Status: opts.Status, Limit: opts.Limit}
-	if opts.Status == "interrupted" {
-		filter.Status, filter.Limit = "running", 0
+	if opts.Status == runner.StatusRunning || opts.Status == runner.StatusInterrupted {
+		// Both are recorded as running; which one a run is depends on its
+		// process, so read them all and apply the limit after filtering.
+		filter.Status, filter.Limit = runner.StatusRunning, -1
 	}
 	runs, err := st.ListRuns(ctx, filter)
 	if err != nil {
