@@ -475,6 +475,13 @@ func TestHistoryCommands(t *testing.T) {
 	assert.Equal(t, 42.0, m.GetGauge().GetValue())
 	r = ork(t, dir, "metrics", id, "--format", "xml")
 	assert.Equal(t, 2, r.code)
+	r = ork(t, dir, "metrics", id, "--format", "prometheus", "--json")
+	assert.Equal(t, 2, r.code)
+	assert.Empty(t, r.stdout)
+	assert.Contains(t, r.stderr, "--json and --format prometheus ask for two different outputs; pass one of them")
+	r = ork(t, dir, "metrics", id, "--format", "json", "--json")
+	assert.Equal(t, 0, r.code, r.stderr)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &points))
 }
 
 // TestRunsListByEffectiveStatus: running and interrupted runs are both

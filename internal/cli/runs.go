@@ -474,6 +474,9 @@ func NewCmdMetrics(ios *IO) *cobra.Command {
 		Args:    exactArgs(1, "a run id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.JSON {
+				if cmd.Flags().Changed("format") && opts.Format != "json" {
+					return usageErr(fmt.Errorf("--json and --format %s ask for two different outputs; pass one of them: --format %s, or --json (the same as --format json)", opts.Format, opts.Format))
+				}
 				opts.Format = "json"
 			}
 			switch opts.Format {
