@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -187,6 +188,69 @@ tasks:
 	r = ork(t, dir, "runs", "show", s.RunID, "--json")
 	assert.NotContains(t, r.stdout, "attempt_history")
 	decodeSummary(t, r)
+}
+
+// TestExecutorRetriesAndMaxConcurrency: an executor's retries apply to its
+// tasks unless a task has its own, and sandbox.max_concurrency keeps an
+// executor's tasks from overlapping while other tasks run beside them.
+func TestExecutorRetriesAndMaxConcurrency(t *testing.T) {
+	dir := pyTasks(t, `executors:
+  flaky_py:
+    type: python
+    retries: {max_attempts: 3, backoff: constant, initial: 50ms}
+  serial:
+    type: python
+    sandbox: {max_concurrency: 1}
+`, `name: limits
+tasks:
+  flaky: {executor: flaky_py, config_file: tasks/flaky.yaml}
+  once:
+    executor: flaky_py
+    config_file: tasks/flaky.yaml
+    retries: {max_attempts: 1}
+  s1: {executor: serial, config_file: tasks/nap.yaml}
+  s2: {executor: serial, config_file: tasks/nap.yaml}
+  s3: {executor: serial, config_file: tasks/nap.yaml}
+  free: {executor: python, config_file: tasks/long.yaml}
+`, map[string]string{
+		"flaky": "def run(ctx, upstream):\n    if ctx.attempt < 3:\n        raise RuntimeError(f'attempt {ctx.attempt} fails')\n    return ctx.attempt\n",
+		"nap":   "import time\ndef run(ctx, upstream):\n    time.sleep(0.3)\n    return ctx.task_name\n",
+		"long":  "import time\ndef run(ctx, upstream):\n    time.sleep(1.5)\n    return 1\n",
+	})
+	r := ork(t, dir, "run", "wf.yaml", "--json", "--concurrency", "6")
+	require.Equal(t, 1, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	assert.Equal(t, "succeeded", s.Tasks["flaky"].Status)
+	assert.Equal(t, 3, s.Tasks["flaky"].Attempts, "the executor's retries apply")
+	assert.Equal(t, "failed", s.Tasks["once"].Status)
+	assert.Equal(t, 1, s.Tasks["once"].Attempts, "the task's own retries win over its executor's")
+
+	db := openDB(t, dir)
+	assert.Equal(t, []string{"failed", "failed", "succeeded"}, db.statuses(t, s.RunID, "flaky"))
+	type span struct {
+		task       string
+		start, end time.Time
+	}
+	spanOf := func(task string) span {
+		atts := db.attempts(t, s.RunID, task)
+		require.Len(t, atts, 1, task)
+		require.NotNil(t, atts[0].EndedAt, task)
+		return span{task, atts[0].StartedAt, *atts[0].EndedAt}
+	}
+	serial := []span{spanOf("s1"), spanOf("s2"), spanOf("s3")}
+	for i := range serial {
+		for j := i + 1; j < len(serial); j++ {
+			a, b := serial[i], serial[j]
+			overlap := a.start.Before(b.end) && b.start.Before(a.end)
+			assert.False(t, overlap, "%s [%s, %s] overlaps %s [%s, %s]", a.task, a.start, a.end, b.task, b.start, b.end)
+		}
+	}
+	free := spanOf("free")
+	beside := false
+	for _, a := range serial {
+		beside = beside || (a.start.Before(free.end) && free.start.Before(a.end))
+	}
+	assert.True(t, beside, "a task of another executor ran beside the serial ones")
 }
 
 func TestTimeoutIsItsOwnExitReason(t *testing.T) {
@@ -385,6 +449,82 @@ func TestResumeOfALiveRunIsRefused(t *testing.T) {
 	assert.Equal(t, []string{"succeeded"}, db.statuses(t, id, "slow"), "the task ran once and its attempt is intact")
 	r = ork(t, dir, "logs", id, "slow")
 	assert.Equal(t, 1, strings.Count(r.stdout, "slow ran"))
+}
+
+// TestInterruptThenResume interrupts a run with SIGINT (Ctrl-C) while a task
+// runs, then resumes it: the cancelled task runs again, the completed one
+// does not, and the downstream task runs with the recorded output.
+func TestInterruptThenResume(t *testing.T) {
+	dir := pyTasks(t, "executors: {}\n", `name: ctrlc
+tasks:
+  a: {executor: python, config_file: tasks/a.yaml}
+  b: {executor: python, config_file: tasks/b.yaml, depends_on: [a]}
+  c: {executor: python, config_file: tasks/c.yaml, depends_on: [b]}
+`, map[string]string{
+		"a": "import time\ndef run(ctx, upstream):\n    print('a ran')\n    return {'made_at': time.time_ns()}\n",
+		"b": "import os, time\ndef run(ctx, upstream):\n    print(f'b attempt {ctx.attempt}', flush=True)\n    while not os.path.exists('go.flag'):\n        time.sleep(0.05)\n    return {'a': upstream['a']['made_at']}\n",
+		"c": "def run(ctx, upstream):\n    return upstream['b']\n",
+	})
+	cmd := exec.Command(orkBin, "run", "wf.yaml")
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(out.String(), "b attempt 1") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Contains(t, out.String(), "b attempt 1")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, out.String())
+	assert.Equal(t, 130, ee.ExitCode(), out.String())
+
+	r := ork(t, dir, "runs", "list", "--json")
+	var runs []struct {
+		RunID  string `json:"run_id"`
+		Status string `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
+	require.Len(t, runs, 1)
+	assert.Equal(t, "cancelled", runs[0].Status)
+	id := runs[0].RunID
+	before := showRun(t, dir, id)
+	assert.Equal(t, "succeeded", before.Tasks["a"].Status)
+	assert.Equal(t, "cancelled", before.Tasks["b"].Status)
+	assert.Equal(t, "skipped", before.Tasks["c"].Status)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.flag"), nil, 0o644))
+	resumed := ork(t, dir, "run", "wf.yaml", "--resume", id, "--json")
+	require.Equal(t, 0, resumed.code, resumed.stderr)
+	s := decodeSummary(t, resumed)
+	assert.Equal(t, id, s.RunID)
+	assert.Equal(t, "succeeded", s.Status)
+	assert.Equal(t, 1, s.Tasks["a"].Attempts)
+	assert.Equal(t, 2, s.Tasks["b"].Attempts)
+	assert.Equal(t, 1, s.Tasks["c"].Attempts)
+	assert.JSONEq(t, string(before.Tasks["a"].Output), string(s.Tasks["a"].Output), "a's recorded output is reused")
+	assert.JSONEq(t, fmt.Sprintf(`{"a":%v}`, mustJSONNumber(t, before.Tasks["a"].Output, "made_at")), string(s.Tasks["c"].Output))
+
+	db := openDB(t, dir)
+	assert.Equal(t, []string{"succeeded"}, db.statuses(t, id, "a"), "a ran once")
+	assert.Equal(t, []string{"cancelled", "succeeded"}, db.statuses(t, id, "b"))
+	assert.Equal(t, []string{"succeeded"}, db.statuses(t, id, "c"))
+	r = ork(t, dir, "logs", id, "a")
+	assert.Equal(t, 1, strings.Count(r.stdout, "a ran"))
+	shown := ork(t, dir, "runs", "show", id, "--json")
+	require.Equal(t, 0, shown.code, shown.stderr)
+	assert.JSONEq(t, resumed.stdout, shown.stdout)
+}
+
+// mustJSONNumber returns the text of a number field of a JSON object.
+func mustJSONNumber(t *testing.T, doc json.RawMessage, key string) string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(doc, &m))
+	require.Contains(t, m, key)
+	return string(m[key])
 }
 
 func TestConcurrentRunsShareTheStore(t *testing.T) {
@@ -589,24 +729,47 @@ func TestOTLPPush(t *testing.T) {
 		_, _ = w.Write(b)
 	}))
 	defer srv.Close()
-	dir := pyTasks(t, "telemetry:\n  otlp_endpoint: "+srv.URL+"\nexecutors: {}\n", "name: otel\ntasks:\n  t: {executor: python, config_file: tasks/t.yaml}\n",
-		map[string]string{"t": "def run(ctx, upstream):\n    ctx.metrics.record('rows', 7, labels={'table': 'users'})\n    return 1\n"})
+	dir := pyTasks(t, "telemetry:\n  otlp_endpoint: "+srv.URL+"\nexecutors: {}\n", "name: otel\ntasks:\n  t: {executor: python, config_file: tasks/t.yaml}\n  f: {executor: python, config_file: tasks/f.yaml}\n",
+		map[string]string{
+			"t": "def run(ctx, upstream):\n    ctx.metrics.record('rows', 7, labels={'table': 'users'})\n    return 1\n",
+			"f": "def run(ctx, upstream):\n    raise RuntimeError('no')\n",
+		})
 	r := ork(t, dir, "run", "wf.yaml")
-	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, 1, r.code, r.stderr)
 	assert.NotContains(t, r.stderr, "warning")
 	mu.Lock()
 	defer mu.Unlock()
 	require.NotEmpty(t, got)
 	names := map[string]bool{}
+	// ork.tasks: the counter's latest value by attribute set.
+	tasks := map[string]int64{}
 	for _, req := range got {
 		for _, rm := range req.GetResourceMetrics() {
 			for _, sm := range rm.GetScopeMetrics() {
 				for _, m := range sm.GetMetrics() {
 					names[m.GetName()] = true
+					if m.GetName() != "ork.tasks" {
+						continue
+					}
+					require.NotNil(t, m.GetSum(), "ork.tasks is a counter")
+					assert.True(t, m.GetSum().GetIsMonotonic())
+					for _, dp := range m.GetSum().GetDataPoints() {
+						var attrs []string
+						for _, kv := range dp.GetAttributes() {
+							attrs = append(attrs, kv.GetKey()+"="+kv.GetValue().GetStringValue())
+						}
+						sort.Strings(attrs)
+						tasks[strings.Join(attrs, ",")] = dp.GetAsInt()
+					}
 				}
 			}
 		}
 	}
 	assert.True(t, names["rows"], "names: %v", names)
+	assert.True(t, names["ork.tasks"], "names: %v", names)
+	assert.Equal(t, map[string]int64{
+		"status=succeeded,task=t":          1,
+		"reason=exit,status=failed,task=f": 1,
+	}, tasks)
 	assert.True(t, names["ork.task.duration"], "names: %v", names)
 }
