@@ -608,6 +608,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	// metrics, the run store or --json.
 	red := redact.New(pt.caps.Secrets()...)
 	var tl *taskLog
+	taken := false // the attempt number is already recorded
 	defer func() {
 		if tl != nil {
 			tl.close()
@@ -626,7 +627,9 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 				res.Metrics[i].Labels = labels
 			}
 		}
-		if err := rec.finishAttempt(name, attempt, started, res); err != nil {
+		if taken {
+			// Another process's attempt of this number: leave it alone.
+		} else if err := rec.finishAttempt(name, attempt, started, res); err != nil {
 			msg := fmt.Sprintf("recording the task in the run store: %v", err)
 			res.Status, res.Reason, res.Error = string(scheduler.Failed), "host", &msg
 		}
@@ -648,6 +651,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 		return res
 	}
 	if err := rec.startAttempt(ctx, name, attempt, started, res.Engine); err != nil {
+		taken = errors.Is(err, store.ErrExists)
 		return fail("host", fmt.Sprintf("recording the task in the run store: %v", err))
 	}
 	taskDir := filepath.Join(runDir, name)
