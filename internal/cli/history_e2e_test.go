@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,6 +141,116 @@ tasks:
 	require.Len(t, starts, 3)
 	assert.GreaterOrEqual(t, starts[1].Sub(starts[0]), 100*time.Millisecond)
 	assert.GreaterOrEqual(t, starts[2].Sub(starts[1]), 200*time.Millisecond)
+
+	// runs show --attempts lists every attempt, in the table and in --json.
+	r = ork(t, dir, "runs", "show", s.RunID, "--attempts")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `(?m)^TASK +ATTEMPT +STATUS +REASON +STARTED +DURATION +ERROR$`, r.stdout)
+	assert.Regexp(t, `(?m)^flaky +1 +failed +exit +\d{4}-\d\d-\d\d [0-9:.]+ +[0-9.]+m?s +RuntimeError: attempt 1 fails`, r.stdout)
+	assert.Regexp(t, `(?m)^flaky +2 +failed +exit +.* +RuntimeError: attempt 2 fails`, r.stdout)
+	assert.Regexp(t, `(?m)^flaky +3 +succeeded +- +.* +-$`, r.stdout)
+	assert.Regexp(t, `(?m)^hopeless +2 +failed +exit +.*RuntimeError: always`, r.stdout)
+	r = ork(t, dir, "runs", "show", s.RunID, "--attempts", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var withAttempts struct {
+		Tasks map[string]struct {
+			Attempts       int `json:"attempts"`
+			AttemptHistory []struct {
+				Attempt    int        `json:"attempt"`
+				Status     string     `json:"status"`
+				Reason     string     `json:"reason"`
+				Error      *string    `json:"error"`
+				StartedAt  time.Time  `json:"started_at"`
+				EndedAt    *time.Time `json:"ended_at"`
+				DurationMS float64    `json:"duration_ms"`
+			} `json:"attempt_history"`
+		} `json:"tasks"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &withAttempts))
+	hist := withAttempts.Tasks["flaky"].AttemptHistory
+	require.Len(t, hist, 3)
+	assert.Equal(t, 3, withAttempts.Tasks["flaky"].Attempts)
+	for i, a := range hist {
+		assert.Equal(t, i+1, a.Attempt)
+		assert.True(t, a.StartedAt.Equal(starts[i]), "attempt %d start", i+1)
+		require.NotNil(t, a.EndedAt)
+		assert.False(t, a.EndedAt.Before(a.StartedAt))
+		assert.Greater(t, a.DurationMS, 0.0)
+	}
+	assert.Equal(t, "failed", hist[0].Status)
+	assert.Equal(t, "exit", hist[0].Reason)
+	require.NotNil(t, hist[0].Error)
+	assert.Contains(t, *hist[0].Error, "attempt 1 fails")
+	assert.Equal(t, "succeeded", hist[2].Status)
+	assert.Nil(t, hist[2].Error)
+	assert.Len(t, withAttempts.Tasks["hopeless"].AttemptHistory, 2)
+	// Without --attempts, --json is the document of ork run --json.
+	r = ork(t, dir, "runs", "show", s.RunID, "--json")
+	assert.NotContains(t, r.stdout, "attempt_history")
+	decodeSummary(t, r)
+}
+
+// TestExecutorRetriesAndMaxConcurrency: an executor's retries apply to its
+// tasks unless a task has its own, and sandbox.max_concurrency keeps an
+// executor's tasks from overlapping while other tasks run beside them.
+func TestExecutorRetriesAndMaxConcurrency(t *testing.T) {
+	dir := pyTasks(t, `executors:
+  flaky_py:
+    type: python
+    retries: {max_attempts: 3, backoff: constant, initial: 50ms}
+  serial:
+    type: python
+    sandbox: {max_concurrency: 1}
+`, `name: limits
+tasks:
+  flaky: {executor: flaky_py, config_file: tasks/flaky.yaml}
+  once:
+    executor: flaky_py
+    config_file: tasks/flaky.yaml
+    retries: {max_attempts: 1}
+  s1: {executor: serial, config_file: tasks/nap.yaml}
+  s2: {executor: serial, config_file: tasks/nap.yaml}
+  s3: {executor: serial, config_file: tasks/nap.yaml}
+  free: {executor: python, config_file: tasks/long.yaml}
+`, map[string]string{
+		"flaky": "def run(ctx, upstream):\n    if ctx.attempt < 3:\n        raise RuntimeError(f'attempt {ctx.attempt} fails')\n    return ctx.attempt\n",
+		"nap":   "import time\ndef run(ctx, upstream):\n    time.sleep(0.3)\n    return ctx.task_name\n",
+		"long":  "import time\ndef run(ctx, upstream):\n    time.sleep(1.5)\n    return 1\n",
+	})
+	r := ork(t, dir, "run", "wf.yaml", "--json", "--concurrency", "6")
+	require.Equal(t, 1, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	assert.Equal(t, "succeeded", s.Tasks["flaky"].Status)
+	assert.Equal(t, 3, s.Tasks["flaky"].Attempts, "the executor's retries apply")
+	assert.Equal(t, "failed", s.Tasks["once"].Status)
+	assert.Equal(t, 1, s.Tasks["once"].Attempts, "the task's own retries win over its executor's")
+
+	db := openDB(t, dir)
+	assert.Equal(t, []string{"failed", "failed", "succeeded"}, db.statuses(t, s.RunID, "flaky"))
+	type span struct {
+		task       string
+		start, end time.Time
+	}
+	spanOf := func(task string) span {
+		atts := db.attempts(t, s.RunID, task)
+		require.Len(t, atts, 1, task)
+		require.NotNil(t, atts[0].EndedAt, task)
+		return span{task, atts[0].StartedAt, *atts[0].EndedAt}
+	}
+	serial := []span{spanOf("s1"), spanOf("s2"), spanOf("s3")}
+	for i := range serial {
+		for j := i + 1; j < len(serial); j++ {
+			a, b := serial[i], serial[j]
+			overlap := a.start.Before(b.end) && b.start.Before(a.end)
+			assert.False(t, overlap, "%s [%s, %s] overlaps %s [%s, %s]", a.task, a.start, a.end, b.task, b.start, b.end)
+		}
+	}
+	free := spanOf("free")
+	beside := false
+	for _, a := range serial {
+		beside = beside || (a.start.Before(free.end) && free.start.Before(a.end))
+	}
+	assert.True(t, beside, "a task of another executor ran beside the serial ones")
 }
 
 func TestTimeoutIsItsOwnExitReason(t *testing.T) {
@@ -200,6 +311,32 @@ tasks:
 	r = ork(t, dir, "run", "wf.yaml", "--resume", first.RunID)
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, "already succeeded; there is nothing to resume")
+}
+
+// TestRunsShowMatchesRunJSON: for a failed run whose downstream task was
+// skipped, `ork runs show --json` prints the very document `ork run --json`
+// printed, and the table lists the skipped task.
+func TestRunsShowMatchesRunJSON(t *testing.T) {
+	dir := pyTasks(t, "executors: {}\n", `name: ab
+tasks:
+  a: {executor: python, config_file: tasks/a.yaml}
+  b: {executor: python, config_file: tasks/b.yaml, depends_on: [a]}
+`, map[string]string{
+		"a": "def run(ctx, upstream):\n    ctx.metrics.record('tried', 1)\n    raise RuntimeError('a is broken')\n",
+		"b": "def run(ctx, upstream):\n    return 1\n",
+	})
+	r := ork(t, dir, "run", "wf.yaml", "--json")
+	require.Equal(t, 1, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	require.Equal(t, "skipped", s.Tasks["b"].Status)
+	shown := ork(t, dir, "runs", "show", s.RunID, "--json")
+	require.Equal(t, 0, shown.code, shown.stderr)
+	assert.JSONEq(t, r.stdout, shown.stdout)
+
+	table := ork(t, dir, "runs", "show", s.RunID)
+	assert.Regexp(t, `(?m)^a +failed +1 `, table.stdout)
+	assert.Regexp(t, `(?m)^b +skipped +0 +- +- +upstream task "a" failed`, table.stdout)
+	assert.Less(t, strings.Index(table.stdout, "\na "), strings.Index(table.stdout, "\nb "), "tasks in workflow order")
 }
 
 func TestResumeRefusesAChangedWorkflowUnlessForced(t *testing.T) {
@@ -269,6 +406,125 @@ tasks:
 	assert.Equal(t, []string{"cancelled", "succeeded"}, db.statuses(t, s.RunID, "b"))
 	r = ork(t, dir, "logs", s.RunID, "a")
 	assert.Equal(t, 1, strings.Count(r.stdout, "a ran"))
+}
+
+// TestResumeOfALiveRunIsRefused resumes a run whose ork process is still
+// running it: the resume is refused and the run's record stays as the
+// original process writes it.
+func TestResumeOfALiveRunIsRefused(t *testing.T) {
+	dir := pyTasks(t, "executors: {}\n", "name: live\ntasks:\n  slow: {executor: python, config_file: tasks/slow.yaml}\n",
+		map[string]string{"slow": "import time\ndef run(ctx, upstream):\n    print('slow ran', flush=True)\n    time.sleep(3)\n    return {'attempt': ctx.attempt}\n"})
+	cmd := exec.Command(orkBin, "run", "wf.yaml", "--json")
+	cmd.Dir = dir
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	require.NoError(t, cmd.Start())
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(errOut.String(), "slow ran") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Contains(t, errOut.String(), "slow ran")
+	r := ork(t, dir, "runs", "list", "--json")
+	var runs []struct {
+		RunID string `json:"run_id"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
+	require.Len(t, runs, 1)
+	id := runs[0].RunID
+
+	r = ork(t, dir, "run", "wf.yaml", "--resume", id)
+	assert.Equal(t, 2, r.code, r.stderr)
+	host, _ := os.Hostname()
+	assert.Contains(t, r.stderr, fmt.Sprintf("run %s is still running in process %d on host %s", id, cmd.Process.Pid, host))
+	assert.Contains(t, r.stderr, "wait for it to finish, or stop that process")
+
+	require.NoError(t, cmd.Wait(), errOut.String())
+	s := decodeSummary(t, result{stdout: out.String(), stderr: errOut.String()})
+	assert.Equal(t, "succeeded", s.Status)
+	shown := showRun(t, dir, id)
+	assert.Equal(t, "succeeded", shown.Status)
+	assert.Equal(t, 1, shown.Tasks["slow"].Attempts)
+	assert.JSONEq(t, `{"attempt":1}`, string(shown.Tasks["slow"].Output))
+	db := openDB(t, dir)
+	assert.Equal(t, []string{"succeeded"}, db.statuses(t, id, "slow"), "the task ran once and its attempt is intact")
+	r = ork(t, dir, "logs", id, "slow")
+	assert.Equal(t, 1, strings.Count(r.stdout, "slow ran"))
+}
+
+// TestInterruptThenResume interrupts a run with SIGINT (Ctrl-C) while a task
+// runs, then resumes it: the cancelled task runs again, the completed one
+// does not, and the downstream task runs with the recorded output.
+func TestInterruptThenResume(t *testing.T) {
+	dir := pyTasks(t, "executors: {}\n", `name: ctrlc
+tasks:
+  a: {executor: python, config_file: tasks/a.yaml}
+  b: {executor: python, config_file: tasks/b.yaml, depends_on: [a]}
+  c: {executor: python, config_file: tasks/c.yaml, depends_on: [b]}
+`, map[string]string{
+		"a": "import time\ndef run(ctx, upstream):\n    print('a ran')\n    return {'made_at': time.time_ns()}\n",
+		"b": "import os, time\ndef run(ctx, upstream):\n    print(f'b attempt {ctx.attempt}', flush=True)\n    while not os.path.exists('go.flag'):\n        time.sleep(0.05)\n    return {'a': upstream['a']['made_at']}\n",
+		"c": "def run(ctx, upstream):\n    return upstream['b']\n",
+	})
+	cmd := exec.Command(orkBin, "run", "wf.yaml")
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(out.String(), "b attempt 1") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Contains(t, out.String(), "b attempt 1")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, out.String())
+	assert.Equal(t, 130, ee.ExitCode(), out.String())
+
+	r := ork(t, dir, "runs", "list", "--json")
+	var runs []struct {
+		RunID  string `json:"run_id"`
+		Status string `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
+	require.Len(t, runs, 1)
+	assert.Equal(t, "cancelled", runs[0].Status)
+	id := runs[0].RunID
+	before := showRun(t, dir, id)
+	assert.Equal(t, "succeeded", before.Tasks["a"].Status)
+	assert.Equal(t, "cancelled", before.Tasks["b"].Status)
+	assert.Equal(t, "skipped", before.Tasks["c"].Status)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.flag"), nil, 0o644))
+	resumed := ork(t, dir, "run", "wf.yaml", "--resume", id, "--json")
+	require.Equal(t, 0, resumed.code, resumed.stderr)
+	s := decodeSummary(t, resumed)
+	assert.Equal(t, id, s.RunID)
+	assert.Equal(t, "succeeded", s.Status)
+	assert.Equal(t, 1, s.Tasks["a"].Attempts)
+	assert.Equal(t, 2, s.Tasks["b"].Attempts)
+	assert.Equal(t, 1, s.Tasks["c"].Attempts)
+	assert.JSONEq(t, string(before.Tasks["a"].Output), string(s.Tasks["a"].Output), "a's recorded output is reused")
+	assert.JSONEq(t, fmt.Sprintf(`{"a":%v}`, mustJSONNumber(t, before.Tasks["a"].Output, "made_at")), string(s.Tasks["c"].Output))
+
+	db := openDB(t, dir)
+	assert.Equal(t, []string{"succeeded"}, db.statuses(t, id, "a"), "a ran once")
+	assert.Equal(t, []string{"cancelled", "succeeded"}, db.statuses(t, id, "b"))
+	assert.Equal(t, []string{"succeeded"}, db.statuses(t, id, "c"))
+	r = ork(t, dir, "logs", id, "a")
+	assert.Equal(t, 1, strings.Count(r.stdout, "a ran"))
+	shown := ork(t, dir, "runs", "show", id, "--json")
+	require.Equal(t, 0, shown.code, shown.stderr)
+	assert.JSONEq(t, resumed.stdout, shown.stdout)
+}
+
+// mustJSONNumber returns the text of a number field of a JSON object.
+func mustJSONNumber(t *testing.T, doc json.RawMessage, key string) string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(doc, &m))
+	require.Contains(t, m, key)
+	return string(m[key])
 }
 
 func TestConcurrentRunsShareTheStore(t *testing.T) {
@@ -359,6 +615,70 @@ func TestHistoryCommands(t *testing.T) {
 	assert.Equal(t, 42.0, m.GetGauge().GetValue())
 	r = ork(t, dir, "metrics", id, "--format", "xml")
 	assert.Equal(t, 2, r.code)
+	r = ork(t, dir, "metrics", id, "--format", "prometheus", "--json")
+	assert.Equal(t, 2, r.code)
+	assert.Empty(t, r.stdout)
+	assert.Contains(t, r.stderr, "--json and --format prometheus ask for two different outputs; pass one of them")
+	r = ork(t, dir, "metrics", id, "--format", "json", "--json")
+	assert.Equal(t, 0, r.code, r.stderr)
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &points))
+}
+
+// TestRunsListByEffectiveStatus: running and interrupted runs are both
+// recorded as running; --status picks by whether the process lives, and
+// --limit counts what is left after that.
+func TestRunsListByEffectiveStatus(t *testing.T) {
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "ork.db")
+	st, err := store.Open(ctx, db)
+	require.NoError(t, err)
+	defer st.Close()
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run()) // reaped: its pid is gone
+	host, _ := os.Hostname()
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	add := func(id, status string, pid int, at time.Time) {
+		require.NoError(t, st.CreateRun(ctx, store.Run{ID: id, Workflow: "w", WorkflowFile: "wf.yaml", WorkflowDigest: "d",
+			Status: status, StartedAt: at, OrkVersion: "test", Host: host, PID: pid}))
+	}
+	// Old interrupted runs, below 30 newer finished runs and 24 newer
+	// running runs, one in four of them dead (recent-03, -07, ... -23).
+	for i := range 3 {
+		add(fmt.Sprintf("old-interrupted-%d", i), "running", dead.Process.Pid, base.Add(time.Duration(i)*time.Minute))
+	}
+	for i := range 30 {
+		add(fmt.Sprintf("done-%02d", i), "succeeded", 1, base.Add(time.Hour+time.Duration(i)*time.Minute))
+	}
+	for i := range 24 {
+		pid := os.Getpid()
+		if i%4 == 3 {
+			pid = dead.Process.Pid
+		}
+		add(fmt.Sprintf("recent-%02d", i), "running", pid, base.Add(2*time.Hour+time.Duration(i)*time.Minute))
+	}
+	list := func(args ...string) []string {
+		t.Helper()
+		r := ork(t, t.TempDir(), append([]string{"runs", "list", "--db", db, "--json"}, args...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		var runs []struct {
+			RunID  string `json:"run_id"`
+			Status string `json:"status"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
+		var ids []string
+		for _, run := range runs {
+			assert.Equal(t, args[1], run.Status, run.RunID)
+			ids = append(ids, run.RunID)
+		}
+		return ids
+	}
+	assert.Equal(t, []string{"recent-23", "recent-19", "recent-15", "recent-11", "recent-07", "recent-03",
+		"old-interrupted-2", "old-interrupted-1", "old-interrupted-0"}, list("--status", "interrupted"))
+	assert.Equal(t, []string{"recent-23", "recent-19", "recent-15", "recent-11"}, list("--status", "interrupted", "--limit", "4"))
+	assert.Equal(t, []string{"recent-22", "recent-21"}, list("--status", "running", "--limit", "2"))
+	assert.Len(t, list("--status", "running"), 18)
+	assert.Len(t, list("--status", "running", "--limit", "100"), 18)
+	assert.Len(t, list("--status", "succeeded", "--limit", "25"), 25)
 }
 
 func TestLogsFollowStreamsARunningTask(t *testing.T) {
@@ -409,24 +729,47 @@ func TestOTLPPush(t *testing.T) {
 		_, _ = w.Write(b)
 	}))
 	defer srv.Close()
-	dir := pyTasks(t, "telemetry:\n  otlp_endpoint: "+srv.URL+"\nexecutors: {}\n", "name: otel\ntasks:\n  t: {executor: python, config_file: tasks/t.yaml}\n",
-		map[string]string{"t": "def run(ctx, upstream):\n    ctx.metrics.record('rows', 7, labels={'table': 'users'})\n    return 1\n"})
+	dir := pyTasks(t, "telemetry:\n  otlp_endpoint: "+srv.URL+"\nexecutors: {}\n", "name: otel\ntasks:\n  t: {executor: python, config_file: tasks/t.yaml}\n  f: {executor: python, config_file: tasks/f.yaml}\n",
+		map[string]string{
+			"t": "def run(ctx, upstream):\n    ctx.metrics.record('rows', 7, labels={'table': 'users'})\n    return 1\n",
+			"f": "def run(ctx, upstream):\n    raise RuntimeError('no')\n",
+		})
 	r := ork(t, dir, "run", "wf.yaml")
-	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, 1, r.code, r.stderr)
 	assert.NotContains(t, r.stderr, "warning")
 	mu.Lock()
 	defer mu.Unlock()
 	require.NotEmpty(t, got)
 	names := map[string]bool{}
+	// ork.tasks: the counter's latest value by attribute set.
+	tasks := map[string]int64{}
 	for _, req := range got {
 		for _, rm := range req.GetResourceMetrics() {
 			for _, sm := range rm.GetScopeMetrics() {
 				for _, m := range sm.GetMetrics() {
 					names[m.GetName()] = true
+					if m.GetName() != "ork.tasks" {
+						continue
+					}
+					require.NotNil(t, m.GetSum(), "ork.tasks is a counter")
+					assert.True(t, m.GetSum().GetIsMonotonic())
+					for _, dp := range m.GetSum().GetDataPoints() {
+						var attrs []string
+						for _, kv := range dp.GetAttributes() {
+							attrs = append(attrs, kv.GetKey()+"="+kv.GetValue().GetStringValue())
+						}
+						sort.Strings(attrs)
+						tasks[strings.Join(attrs, ",")] = dp.GetAsInt()
+					}
 				}
 			}
 		}
 	}
 	assert.True(t, names["rows"], "names: %v", names)
+	assert.True(t, names["ork.tasks"], "names: %v", names)
+	assert.Equal(t, map[string]int64{
+		"status=succeeded,task=t":          1,
+		"reason=exit,status=failed,task=f": 1,
+	}, tasks)
 	assert.True(t, names["ork.task.duration"], "names: %v", names)
 }

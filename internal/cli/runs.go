@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -119,18 +119,7 @@ type runJSON struct {
 }
 
 // effectiveStatus shows a run whose ork process died as interrupted.
-func effectiveStatus(r store.Run) string {
-	if r.Status != "running" || r.PID <= 0 {
-		return r.Status
-	}
-	if host, _ := os.Hostname(); host != r.Host {
-		return r.Status
-	}
-	if err := syscall.Kill(r.PID, 0); err != nil && errors.Is(err, syscall.ESRCH) {
-		return "interrupted"
-	}
-	return r.Status
-}
+func effectiveStatus(r store.Run) string { return runner.EffectiveStatus(r) }
 
 func runsListRun(ctx context.Context, opts *runsListOptions) error {
 	st, err := opts.open(ctx)
@@ -139,8 +128,10 @@ func runsListRun(ctx context.Context, opts *runsListOptions) error {
 	}
 	defer st.Close()
 	filter := store.RunFilter{Workflow: opts.Workflow, Status: opts.Status, Limit: opts.Limit}
-	if opts.Status == "interrupted" {
-		filter.Status, filter.Limit = "running", 0
+	if opts.Status == runner.StatusRunning || opts.Status == runner.StatusInterrupted {
+		// Both are recorded as running; which one a run is depends on its
+		// process, so read them all and apply the limit after filtering.
+		filter.Status, filter.Limit = runner.StatusRunning, -1
 	}
 	runs, err := st.ListRuns(ctx, filter)
 	if err != nil {
@@ -181,22 +172,57 @@ func runsListRun(ctx context.Context, opts *runsListOptions) error {
 	return tw.Flush()
 }
 
+type runsShowOptions struct {
+	HistoryOptions
+	Attempts bool
+}
+
 func newCmdRunsShow(ios *IO) *cobra.Command {
-	opts := &HistoryOptions{IO: ios}
+	opts := &runsShowOptions{HistoryOptions: HistoryOptions{IO: ios}}
 	cmd := &cobra.Command{
 		Use:   "show RUN_ID",
 		Short: "Show a run's tasks, attempts, durations, outputs and errors",
-		Long:  "Show a recorded run. With --json it prints the same document as `ork run --json`.",
-		Args:  exactArgs(1, "a run id"),
+		Long: `Show a recorded run. With --json it prints the same document as ` + "`ork run --json`" + `.
+--attempts lists every attempt of every task as well (status, exit reason,
+start, duration, error); with --json each task then gets an "attempt_history"
+array.`,
+		Example: "  ork runs show 20261128T183000-1a2b3c\n  ork runs show 20261128T183000-1a2b3c --attempts --json",
+		Args:    exactArgs(1, "a run id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runsShowRun(cmd.Context(), opts, args[0])
 		},
 	}
 	opts.flags(cmd)
+	cmd.Flags().BoolVar(&opts.Attempts, "attempts", false, "list every attempt of every task")
 	return cmd
 }
 
-func runsShowRun(ctx context.Context, opts *HistoryOptions, id string) error {
+// attemptJSON is one attempt in `ork runs show --attempts --json`.
+type attemptJSON struct {
+	Attempt    int        `json:"attempt"`
+	Status     string     `json:"status"`
+	Reason     string     `json:"reason,omitempty"`
+	Error      *string    `json:"error"`
+	StartedAt  time.Time  `json:"started_at"`
+	EndedAt    *time.Time `json:"ended_at"`
+	DurationMS float64    `json:"duration_ms"`
+	Engine     string     `json:"engine,omitempty"`
+}
+
+// taskWithAttempts is a task of `ork runs show --attempts --json`: the task
+// of `ork run --json` and its attempts.
+type taskWithAttempts struct {
+	*runner.TaskResult
+	AttemptHistory []attemptJSON `json:"attempt_history"`
+}
+
+// summaryWithAttempts is `ork runs show --attempts --json`.
+type summaryWithAttempts struct {
+	*runner.Summary
+	Tasks map[string]taskWithAttempts `json:"tasks"`
+}
+
+func runsShowRun(ctx context.Context, opts *runsShowOptions, id string) error {
 	st, err := opts.open(ctx)
 	if err != nil {
 		return err
@@ -211,8 +237,30 @@ func runsShowRun(ctx context.Context, opts *HistoryOptions, id string) error {
 		return failedErr(err)
 	}
 	sum.Status = effectiveStatus(*run)
+	var atts []store.Attempt
+	if opts.Attempts {
+		if atts, err = st.Attempts(ctx, id); err != nil {
+			return failedErr(err)
+		}
+	}
 	if opts.JSON {
-		return writeJSON(opts.IO.Out, sum)
+		if !opts.Attempts {
+			return writeJSON(opts.IO.Out, sum)
+		}
+		out := summaryWithAttempts{Summary: sum, Tasks: map[string]taskWithAttempts{}}
+		for name, t := range sum.Tasks {
+			out.Tasks[name] = taskWithAttempts{TaskResult: t, AttemptHistory: []attemptJSON{}}
+		}
+		for _, a := range atts {
+			t, ok := out.Tasks[a.Task]
+			if !ok {
+				continue
+			}
+			t.AttemptHistory = append(t.AttemptHistory, attemptJSON{Attempt: a.Attempt, Status: a.Status, Reason: a.Reason, Error: a.Error,
+				StartedAt: a.StartedAt, EndedAt: a.EndedAt, DurationMS: a.DurationMS, Engine: a.Engine})
+			out.Tasks[a.Task] = t
+		}
+		return writeJSON(opts.IO.Out, out)
 	}
 	w := opts.IO.Out
 	fmt.Fprintf(w, "run %s of %s (%s): %s\n", run.ID, run.Workflow, run.WorkflowFile, sum.Status)
@@ -228,7 +276,8 @@ func runsShowRun(ctx context.Context, opts *HistoryOptions, id string) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tSTATUS\tATTEMPTS\tDURATION\tENGINE\tOUTPUT / ERROR")
-	for _, name := range runner.SortedTasks(sum, nil) {
+	order := runner.SortedTasks(sum, run.Tasks)
+	for _, name := range order {
 		t := sum.Tasks[name]
 		detail := oneLine(string(t.Output), 80)
 		if t.Error != nil {
@@ -241,7 +290,43 @@ func runsShowRun(ctx context.Context, opts *HistoryOptions, id string) error {
 		if engine == "" {
 			engine = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", name, t.Status, t.Attempts, formatMS(t.DurationMS), engine, detail)
+		dur := formatMS(t.DurationMS)
+		if t.Status == "skipped" {
+			dur = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", name, t.Status, t.Attempts, dur, engine, detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !opts.Attempts {
+		return nil
+	}
+	fmt.Fprintln(w)
+	if len(atts) == 0 {
+		fmt.Fprintln(w, "no attempts recorded")
+		return nil
+	}
+	rank := map[string]int{}
+	for i, name := range order {
+		rank[name] = i
+	}
+	sort.SliceStable(atts, func(i, j int) bool { return rank[atts[i].Task] < rank[atts[j].Task] })
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tATTEMPT\tSTATUS\tREASON\tSTARTED\tDURATION\tERROR")
+	for _, a := range atts {
+		reason, dur, errText := a.Reason, "-", "-"
+		if reason == "" {
+			reason = "-"
+		}
+		if a.EndedAt != nil {
+			dur = formatMS(a.DurationMS)
+		}
+		if a.Error != nil && *a.Error != "" {
+			errText = oneLine(*a.Error, 80)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", a.Task, a.Attempt, a.Status, reason,
+			a.StartedAt.Local().Format("2006-01-02 15:04:05.000"), dur, errText)
 	}
 	return tw.Flush()
 }
@@ -389,6 +474,9 @@ func NewCmdMetrics(ios *IO) *cobra.Command {
 		Args:    exactArgs(1, "a run id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.JSON {
+				if cmd.Flags().Changed("format") && opts.Format != "json" {
+					return usageErr(fmt.Errorf("--json and --format %s ask for two different outputs; pass one of them: --format %s, or --json (the same as --format json)", opts.Format, opts.Format))
+				}
 				opts.Format = "json"
 			}
 			switch opts.Format {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -45,31 +44,122 @@ func parseParams(flags []string) (map[string]any, error) {
 		if _, dup := out[k]; dup {
 			return nil, fmt.Errorf("--param %s is given twice", k)
 		}
-		var val any
-		if err := yaml.Unmarshal([]byte(v), &val); err != nil {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(v), &doc); err != nil {
 			return nil, fmt.Errorf("--param %s: the value is not valid YAML (%v); quote it to pass it as text", k, err)
 		}
-		out[k] = jsonable(val, v)
+		val, err := jsonable(&doc)
+		if err != nil {
+			return nil, fmt.Errorf("--param %s: %v; quote it to pass it as text", k, err)
+		}
+		out[k] = val
 	}
 	return out, nil
 }
 
-// jsonable keeps what YAML decoded as a timestamp as the text the user wrote,
-// and makes maps JSON objects.
-func jsonable(v any, raw string) any {
-	switch x := v.(type) {
-	case time.Time:
-		return strings.TrimSpace(raw)
-	case map[string]any:
-		for k, e := range x {
-			x[k] = jsonable(e, fmt.Sprint(e))
-		}
-		return x
-	case []any:
-		for i, e := range x {
-			x[i] = jsonable(e, fmt.Sprint(e))
-		}
-		return x
+// jsonable turns a decoded YAML value into a JSON-compatible one: a
+// timestamp stays the text the user wrote (2026-11-28, not a Go time) at any
+// depth, and mapping keys become strings.
+func jsonable(n *yaml.Node) (any, error) {
+	return nodeValue(n, 0)
+}
+
+// maxParamDepth bounds nesting (and alias expansion) in a --param value.
+const maxParamDepth = 100
+
+func nodeValue(n *yaml.Node, depth int) (any, error) {
+	if depth > maxParamDepth {
+		return nil, fmt.Errorf("the value nests deeper than %d levels", maxParamDepth)
 	}
-	return v
+	switch n.Kind {
+	case 0:
+		return nil, nil // an empty value
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil, nil
+		}
+		return nodeValue(n.Content[0], depth+1)
+	case yaml.AliasNode:
+		return nodeValue(n.Alias, depth+1)
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := nodeValue(c, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.MappingNode:
+		out := map[string]any{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			if key.ShortTag() == "!!merge" {
+				if err := mergeInto(out, val, depth+1); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if key.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("a mapping key must be plain text, not a %s", kindName(key.Kind))
+			}
+			v, err := nodeValue(val, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[key.Value] = v
+		}
+		return out, nil
+	case yaml.ScalarNode:
+		if n.ShortTag() == "!!timestamp" {
+			return n.Value, nil
+		}
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+	return nil, fmt.Errorf("unexpected YAML node kind %d", n.Kind)
+}
+
+// mergeInto applies a merge key (<<: *base, or a list of them): keys
+// already in out win.
+func mergeInto(out map[string]any, n *yaml.Node, depth int) error {
+	v, err := nodeValue(n, depth)
+	if err != nil {
+		return err
+	}
+	var maps []any
+	switch x := v.(type) {
+	case map[string]any:
+		maps = []any{x}
+	case []any:
+		maps = x
+	default:
+		return fmt.Errorf("a merge key (<<) needs a mapping or a list of mappings")
+	}
+	for _, m := range maps {
+		mm, ok := m.(map[string]any)
+		if !ok {
+			return fmt.Errorf("a merge key (<<) needs a mapping or a list of mappings")
+		}
+		for k, e := range mm {
+			if _, set := out[k]; !set {
+				out[k] = e
+			}
+		}
+	}
+	return nil
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.MappingNode:
+		return "mapping"
+	}
+	return "value"
 }

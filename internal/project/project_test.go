@@ -556,6 +556,24 @@ func TestRetryDelay(t *testing.T) {
 	if lo, hi := r.Delay(2, 0), r.Delay(2, 0.999999); lo != 500*time.Millisecond || hi < 1499*time.Millisecond {
 		t.Errorf("jitter range %s..%s", lo, hi)
 	}
+	// Jitter never pushes a delay above max, and still spreads below it.
+	r = Retries{MaxAttempts: 9, Backoff: BackoffExponential, Initial: time.Second, Max: 5 * time.Second, Jitter: 0.5}
+	for next := 2; next <= 9; next++ {
+		for _, random := range []float64{0, 0.25, 0.5, 0.75, 0.999999} {
+			if got := r.Delay(next, random); got > r.Max {
+				t.Errorf("Delay(%d, %v) = %s, above max %s", next, random, got, r.Max)
+			}
+		}
+	}
+	if got := r.Delay(9, 0.999999); got != 5*time.Second {
+		t.Errorf("capped Delay with jitter up = %s, want 5s", got)
+	}
+	if got := r.Delay(9, 0); got != 2500*time.Millisecond {
+		t.Errorf("capped Delay with jitter down = %s, want 2.5s", got)
+	}
+	if got := r.Delay(3, 0.999999); got < 2999*time.Millisecond || got > 3*time.Second {
+		t.Errorf("Delay(3) with jitter up = %s, want just under 3s", got)
+	}
 }
 
 func TestCapabilitiesConfig(t *testing.T) {

@@ -35,7 +35,8 @@ const (
 var NoRetries = Retries{MaxAttempts: 1, Backoff: BackoffExponential, Initial: DefaultRetryInitial, Max: DefaultRetryMax}
 
 // Delay is how long to wait before attempt number next (2, 3, ...), given a
-// random number in [0, 1) for the jitter.
+// random number in [0, 1) for the jitter. Max bounds the result, jitter
+// included.
 func (r Retries) Delay(next int, random float64) time.Duration {
 	d := r.Initial
 	if r.Backoff == BackoffExponential {
@@ -48,6 +49,9 @@ func (r Retries) Delay(next int, random float64) time.Duration {
 	}
 	if r.Jitter > 0 {
 		d = time.Duration(float64(d) * (1 + r.Jitter*(2*random-1)))
+	}
+	if d > r.Max {
+		d = r.Max
 	}
 	if d < 0 {
 		d = 0

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,6 +22,14 @@ import (
 type recorder struct {
 	st    *store.Store
 	runID string
+	owner string // this execution of the run, on every attempt it records
+}
+
+func newRecorder(st *store.Store, runID string) *recorder {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return &recorder{st: st, runID: runID, owner: fmt.Sprintf("pid %d on host %s, #%x", os.Getpid(), host, b)}
 }
 
 // WorkflowDigest identifies a workflow file's content.
@@ -49,15 +58,45 @@ func (r *recorder) createRun(ctx context.Context, wf *project.Workflow, p *proje
 	return r.st.CreateRun(ctx, store.Run{
 		ID: r.runID, Workflow: wf.Name, WorkflowFile: p.Rel(wf.File), WorkflowDigest: digest,
 		Params: params, Status: "running", StartedAt: time.Now(), OrkVersion: opts.Version,
-		Host: host, PID: os.Getpid(),
+		Host: host, PID: os.Getpid(), Tasks: taskOrder(wf),
 	})
 }
 
-func (r *recorder) resumeRun(ctx context.Context) error {
+// taskOrder is the workflow's task names in its order, never nil.
+func taskOrder(wf *project.Workflow) []string {
+	return append([]string{}, wf.Order...)
+}
+
+// skipped records that the run skipped a task. A skip that cannot be stored
+// only makes `ork runs show` say "did not run"; the run goes on.
+func (r *recorder) skipped(task string, afterAttempt int, reason string) error {
+	if r.st == nil {
+		return nil
+	}
+	return r.st.SkipTask(context.Background(), store.Skip{RunID: r.runID, Task: task, AfterAttempt: afterAttempt, Reason: reason})
+}
+
+// resumeRun makes this process the one running the run, unless another ork
+// process still runs it or claims it at the same moment.
+func (r *recorder) resumeRun(ctx context.Context, wf *project.Workflow) error {
 	if r.st == nil {
 		return errors.New("resuming a run needs the run store")
 	}
-	return r.st.UpdateRun(ctx, r.runID, "running", nil, os.Getpid())
+	run, err := r.st.GetRun(ctx, r.runID)
+	if err != nil {
+		return err
+	}
+	if RunLiveness(*run) != ProcessGone {
+		return liveError(*run)
+	}
+	host, _ := os.Hostname()
+	if err := r.st.ClaimRun(ctx, *run, os.Getpid(), host, taskOrder(wf)); err != nil {
+		if errors.Is(err, store.ErrClaimed) {
+			return fmt.Errorf("run %s was resumed by another ork process at the same moment; `ork runs show %s` shows it", r.runID, r.runID)
+		}
+		return err
+	}
+	return nil
 }
 
 // finishRun is written even when the run was cancelled.
@@ -93,7 +132,7 @@ func (r *recorder) startAttempt(ctx context.Context, task string, attempt int, s
 	if r.st == nil {
 		return nil
 	}
-	return r.st.StartAttempt(ctx, store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: "running", StartedAt: started, Engine: engine})
+	return r.st.StartAttempt(ctx, store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: "running", StartedAt: started, Engine: engine, Owner: r.owner})
 }
 
 // finishAttempt records the outcome durably, with its metrics, before the
@@ -105,7 +144,7 @@ func (r *recorder) finishAttempt(task string, attempt int, started time.Time, re
 	}
 	now := time.Now()
 	a := store.Attempt{RunID: r.runID, Task: task, Attempt: attempt, Status: res.Status, Reason: res.Reason,
-		Error: res.Error, StartedAt: started, EndedAt: &now, DurationMS: res.DurationMS, Engine: res.Engine}
+		Error: res.Error, StartedAt: started, EndedAt: &now, DurationMS: res.DurationMS, Engine: res.Engine, Owner: r.owner}
 	if res.Status == string(scheduler.Succeeded) {
 		a.Output = res.Output
 	}
@@ -124,9 +163,10 @@ func (r *recorder) logs(lines []store.LogLine) {
 	_ = r.st.AppendLogs(context.Background(), lines)
 }
 
-// LoadSummary rebuilds a run's summary from the store: the schema of
-// `ork run --json`. Each task shows its latest attempt; tasks of order that
-// never ran are skipped.
+// LoadSummary rebuilds a run's summary from the store: the document of
+// `ork run --json`. Each task shows its latest attempt, or its skip if the
+// run skipped it since; tasks of order (by default the workflow's task list
+// recorded with the run) that never ran are skipped.
 func LoadSummary(ctx context.Context, st *store.Store, runID string, order []string) (*Summary, error) {
 	if st == nil {
 		return nil, errors.New("no run store")
@@ -143,6 +183,13 @@ func LoadSummary(ctx context.Context, st *store.Store, runID string, order []str
 	if err != nil {
 		return nil, err
 	}
+	skips, err := st.Skips(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	if order == nil {
+		order = run.Tasks
+	}
 	sum := &Summary{RunID: run.ID, Workflow: run.Workflow, Status: run.Status, Tasks: map[string]*TaskResult{}}
 	latest := map[string]store.Attempt{}
 	var names []string
@@ -157,6 +204,9 @@ func LoadSummary(ctx context.Context, st *store.Store, runID string, order []str
 	}
 	for _, name := range names {
 		a := latest[name]
+		if k, ok := skips[name]; ok && k.AfterAttempt >= a.Attempt {
+			continue // skipped after its latest attempt: below
+		}
 		t := &TaskResult{Status: a.Status, Attempts: a.Attempt, DurationMS: a.DurationMS, Output: a.Output, Error: a.Error, Reason: a.Reason, Metrics: []abi.Metric{}, Engine: a.Engine}
 		if len(t.Output) == 0 {
 			t.Output = json.RawMessage("null")
@@ -172,10 +222,18 @@ func LoadSummary(ctx context.Context, st *store.Store, runID string, order []str
 		}
 		sum.Tasks[name] = t
 	}
+	skipped := func(name string, k store.Skip) {
+		msg := k.Reason
+		sum.Tasks[name] = &TaskResult{Status: string(scheduler.Skipped), Attempts: k.AfterAttempt, Output: json.RawMessage("null"), Metrics: []abi.Metric{}, Error: &msg}
+	}
+	for name, k := range skips {
+		if _, ok := sum.Tasks[name]; !ok {
+			skipped(name, k)
+		}
+	}
 	for _, name := range order {
 		if _, ok := sum.Tasks[name]; !ok {
-			msg := "did not run"
-			sum.Tasks[name] = &TaskResult{Status: string(scheduler.Skipped), Output: json.RawMessage("null"), Metrics: []abi.Metric{}, Error: &msg}
+			skipped(name, store.Skip{Reason: "did not run"})
 		}
 	}
 	return sum, nil
@@ -201,7 +259,8 @@ func SortedTasks(s *Summary, order []string) []string {
 	return append(out, rest...)
 }
 
-// CheckResumable refuses to resume a run whose workflow changed, unless force.
+// CheckResumable refuses to resume a run whose ork process is still running
+// it, and one whose workflow changed, unless force.
 func CheckResumable(ctx context.Context, st *store.Store, runID string, wf *project.Workflow, force bool) (*store.Run, error) {
 	run, err := st.GetRun(ctx, runID)
 	if err != nil {
@@ -212,6 +271,9 @@ func CheckResumable(ctx context.Context, st *store.Store, runID string, wf *proj
 	}
 	if run.Status == StatusSucceeded {
 		return nil, fmt.Errorf("run %s already succeeded; there is nothing to resume", runID)
+	}
+	if RunLiveness(*run) != ProcessGone {
+		return nil, liveError(*run)
 	}
 	digest, err := WorkflowDigest(wf.File)
 	if err != nil {

@@ -39,6 +39,11 @@ const (
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
 	StatusCancelled = "cancelled"
+	// StatusRunning is recorded while an ork process runs the run.
+	StatusRunning = "running"
+	// StatusInterrupted is shown, never recorded, for a run whose ork
+	// process died while it was running.
+	StatusInterrupted = "interrupted"
 )
 
 // Summary is the machine-readable result of a run (`ork run --json`).
@@ -476,15 +481,20 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 	}
 	wf := p.Workflow
 	sum := &Summary{RunID: runID, Workflow: wf.Name, Tasks: map[string]*TaskResult{}}
-	rec := &recorder{st: opts.Store, runID: runID}
+	rec := newRecorder(opts.Store, runID)
 	prior := map[string]int{} // attempts already recorded, by task
 	done := map[string]bool{}
 	if opts.Resume {
-		previous, err := LoadSummary(ctx, opts.Store, runID, wf.Order)
-		if err != nil {
+		// Claim the run first: no other ork process may still be running
+		// it, or be resuming it too.
+		if err := rec.resumeRun(ctx, wf); err != nil {
 			return nil, err
 		}
 		if err := rec.interrupted(ctx); err != nil {
+			return nil, err
+		}
+		previous, err := LoadSummary(ctx, opts.Store, runID, wf.Order)
+		if err != nil {
 			return nil, err
 		}
 		for name, t := range previous.Tasks {
@@ -493,9 +503,6 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 				done[name] = true
 				sum.Tasks[name] = t
 			}
-		}
-		if err := rec.resumeRun(ctx); err != nil {
-			return nil, err
 		}
 	} else if err := rec.createRun(ctx, wf, r.proj, opts); err != nil {
 		return nil, err
@@ -556,6 +563,9 @@ func (r *Runner) Execute(ctx context.Context, p *Plan, opts Options, obs Observe
 		mu.Lock()
 		sum.Tasks[name] = res
 		mu.Unlock()
+		if err := rec.skipped(name, prior[name], reason); err != nil && opts.Warn != nil {
+			opts.Warn(fmt.Sprintf("task %s: %v", name, err))
+		}
 		obs.TaskSkipped(name, reason)
 	}
 	statuses, err := scheduler.Run(ctx, nodes, opts.Concurrency, pools, run, skip)
@@ -634,6 +644,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	// metrics, the run store or --json.
 	red := pt.red
 	var tl *taskLog
+	taken := false // the attempt number is already recorded
 	defer func() {
 		if tl != nil {
 			tl.close()
@@ -652,7 +663,9 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 				res.Metrics[i].Labels = labels
 			}
 		}
-		if err := rec.finishAttempt(name, attempt, started, res); err != nil {
+		if taken {
+			// Another process's attempt of this number: leave it alone.
+		} else if err := rec.finishAttempt(name, attempt, started, res); err != nil {
 			msg := fmt.Sprintf("recording the task in the run store: %v", err)
 			res.Status, res.Reason, res.Error = string(scheduler.Failed), "host", &msg
 		}
@@ -674,6 +687,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 		return res
 	}
 	if err := rec.startAttempt(ctx, name, attempt, started, res.Engine); err != nil {
+		taken = errors.Is(err, store.ErrExists)
 		return fail("host", fmt.Sprintf("recording the task in the run store: %v", err))
 	}
 	taskDir := filepath.Join(runDir, name)

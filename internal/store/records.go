@@ -36,12 +36,16 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 	if err != nil {
 		return fmt.Errorf("recording run %s: params: %w", r.ID, err)
 	}
+	tasks, err := jsonList(r.Tasks)
+	if err != nil {
+		return fmt.Errorf("recording run %s: tasks: %w", r.ID, err)
+	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO runs
-		(id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid, tasks)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		r.ID, r.Workflow, r.WorkflowFile, r.WorkflowDigest, params, r.Status,
-		fmtTime(r.StartedAt), fmtTimePtr(r.EndedAt), r.OrkVersion, r.Host, r.PID)
+		fmtTime(r.StartedAt), fmtTimePtr(r.EndedAt), r.OrkVersion, r.Host, r.PID, tasks)
 	if err != nil {
 		return fmt.Errorf("recording run %s: %w", r.ID, err)
 	}
@@ -74,18 +78,52 @@ func (s *Store) UpdateRun(ctx context.Context, id, status string, endedAt *time.
 	return nil
 }
 
-const runColumns = `id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid`
+// ClaimRun makes the calling process the one running run prev.ID again: it
+// sets the status to running, clears the end time and records pid and host
+// (and the task list, unless tasks is nil), provided the run's status, pid
+// and host are still those of prev. Otherwise another process got there
+// first, and it fails with ErrClaimed.
+func (s *Store) ClaimRun(ctx context.Context, prev Run, pid int, host string, tasks []string) error {
+	list, err := jsonList(tasks)
+	if err != nil {
+		return fmt.Errorf("resuming run %s: tasks: %w", prev.ID, err)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = 'running', ended_at = NULL, pid = ?, host = ?,
+		tasks = coalesce(?, tasks)
+		WHERE id = ? AND status = ? AND pid = ? AND host = ?`,
+		pid, host, list, prev.ID, prev.Status, prev.PID, prev.Host)
+	if err != nil {
+		return fmt.Errorf("resuming run %s: %w", prev.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("resuming run %s: %w", prev.ID, err)
+	} else if n == 0 {
+		if _, err := s.GetRun(ctx, prev.ID); err != nil {
+			return err
+		}
+		return fmt.Errorf("run %s was %w (resumed or finished) since it was read", prev.ID, ErrClaimed)
+	}
+	return nil
+}
+
+const runColumns = `id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid, tasks`
 
 func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
 	var (
 		r             Run
 		params, ended sql.NullString
+		tasks         sql.NullString
 		started       string
 		err           error
 	)
 	if err := sc.Scan(&r.ID, &r.Workflow, &r.WorkflowFile, &r.WorkflowDigest, &params, &r.Status,
-		&started, &ended, &r.OrkVersion, &r.Host, &r.PID); err != nil {
+		&started, &ended, &r.OrkVersion, &r.Host, &r.PID, &tasks); err != nil {
 		return nil, err
+	}
+	if tasks.Valid {
+		if err := json.Unmarshal([]byte(tasks.String), &r.Tasks); err != nil {
+			return nil, fmt.Errorf("run %s: bad task list in the run database: %w", r.ID, err)
+		}
 	}
 	if r.Params, err = jsonMap[any](params); err != nil {
 		return nil, fmt.Errorf("run %s: params: %w", r.ID, err)
@@ -158,8 +196,51 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
 	return runs, nil
 }
 
+// SkipTask records that a run skipped a task, replacing an earlier skip of
+// it.
+func (s *Store) SkipTask(ctx context.Context, k Skip) error {
+	if k.RunID == "" || k.Task == "" {
+		return errors.New("recording a skipped task: needs a run id and a task")
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO skips (run_id, task, after_attempt, reason) VALUES (?, ?, ?, ?)
+		ON CONFLICT (run_id, task) DO UPDATE SET after_attempt = excluded.after_attempt, reason = excluded.reason`,
+		k.RunID, k.Task, k.AfterAttempt, k.Reason)
+	if err != nil {
+		return fmt.Errorf("recording that run %s skipped task %s: %w", k.RunID, k.Task, err)
+	}
+	return nil
+}
+
+// Skips returns the tasks a run skipped, by task name.
+func (s *Store) Skips(ctx context.Context, runID string) (map[string]Skip, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT task, after_attempt, reason FROM skips WHERE run_id = ?`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the skipped tasks of run %s: %w", runID, err)
+	}
+	defer rows.Close()
+	out := map[string]Skip{}
+	for rows.Next() {
+		k := Skip{RunID: runID}
+		if err := rows.Scan(&k.Task, &k.AfterAttempt, &k.Reason); err != nil {
+			return nil, fmt.Errorf("reading the skipped tasks of run %s: %w", runID, err)
+		}
+		out[k.Task] = k
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the skipped tasks of run %s: %w", runID, err)
+	}
+	return out, nil
+}
+
 func attemptName(a Attempt) string {
 	return fmt.Sprintf("attempt %d of task %s of run %s", a.Attempt, a.Task, a.RunID)
+}
+
+func ownerName(owner string) string {
+	if owner == "" {
+		return "by an older ork"
+	}
+	return owner
 }
 
 func outputValue(o json.RawMessage) (any, error) {
@@ -179,10 +260,10 @@ func (s *Store) StartAttempt(ctx context.Context, a Attempt) error {
 		return fmt.Errorf("recording %s: needs a run id, a task and an attempt number from 1", attemptName(a))
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO attempts
-		(run_id, task, attempt, status, reason, started_at, engine)
-		VALUES (?, ?, ?, 'running', '', ?, ?)
+		(run_id, task, attempt, status, reason, started_at, engine, owner)
+		VALUES (?, ?, ?, 'running', '', ?, ?, ?)
 		ON CONFLICT (run_id, task, attempt) DO NOTHING`,
-		a.RunID, a.Task, a.Attempt, fmtTime(a.StartedAt), a.Engine)
+		a.RunID, a.Task, a.Attempt, fmtTime(a.StartedAt), a.Engine, a.Owner)
 	if err != nil {
 		return fmt.Errorf("recording %s: %w", attemptName(a), err)
 	}
@@ -197,7 +278,9 @@ func (s *Store) StartAttempt(ctx context.Context, a Attempt) error {
 // FinishAttempt records the outcome of an attempt and its metrics in one
 // transaction, on disk when it returns. The attempt row is updated, or
 // inserted if StartAttempt did not record it; the start time of a recorded
-// attempt is kept. Each metric belongs to the attempt a: its RunID, Task and
+// attempt is kept. An attempt recorded with another Owner is left alone and
+// FinishAttempt fails with ErrNotOwner: one ork process never overwrites
+// what another recorded. Each metric belongs to the attempt a: its RunID, Task and
 // Attempt may be left zero, and must otherwise be a's.
 func (s *Store) FinishAttempt(ctx context.Context, a Attempt, metrics []Metric) error {
 	if a.RunID == "" || a.Task == "" || a.Attempt < 1 {
@@ -227,16 +310,28 @@ func (s *Store) FinishAttempt(ctx context.Context, a Attempt, metrics []Metric) 
 		points = append(points, point{name: m.Name, time: fmtTime(m.Time), value: floatValue(m.Value), labels: labels})
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO attempts
-			(run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms, engine)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		res, err := tx.ExecContext(ctx, `INSERT INTO attempts
+			(run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms, engine, owner)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (run_id, task, attempt) DO UPDATE SET
 				status = excluded.status, reason = excluded.reason, error = excluded.error,
 				output = excluded.output, ended_at = excluded.ended_at, duration_ms = excluded.duration_ms,
-				engine = CASE WHEN excluded.engine = '' THEN attempts.engine ELSE excluded.engine END`,
+				engine = CASE WHEN excluded.engine = '' THEN attempts.engine ELSE excluded.engine END
+			WHERE attempts.owner = excluded.owner`,
 			a.RunID, a.Task, a.Attempt, a.Status, a.Reason, a.Error, output,
-			fmtTime(a.StartedAt), fmtTimePtr(a.EndedAt), a.DurationMS, a.Engine); err != nil {
+			fmtTime(a.StartedAt), fmtTimePtr(a.EndedAt), a.DurationMS, a.Engine, a.Owner)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			var owner string
+			if err := tx.QueryRowContext(ctx, `SELECT owner FROM attempts WHERE run_id = ? AND task = ? AND attempt = ?`,
+				a.RunID, a.Task, a.Attempt).Scan(&owner); err != nil {
+				return err
+			}
+			return fmt.Errorf("the attempt is already %w (%s); it is left as it was", ErrNotOwner, ownerName(owner))
 		}
 		if len(points) == 0 {
 			return nil
@@ -264,7 +359,7 @@ func (s *Store) FinishAttempt(ctx context.Context, a Attempt, metrics []Metric) 
 // started, each task's attempts in order.
 func (s *Store) Attempts(ctx context.Context, runID string) ([]Attempt, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT
-		run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms, engine
+		run_id, task, attempt, status, reason, error, output, started_at, ended_at, duration_ms, engine, owner
 		FROM attempts WHERE run_id = ?
 		ORDER BY min(started_at) OVER (PARTITION BY task), task, attempt`, runID)
 	if err != nil {
@@ -281,7 +376,7 @@ func (s *Store) Attempts(ctx context.Context, runID string) ([]Attempt, error) {
 			ended   sql.NullString
 		)
 		if err := rows.Scan(&a.RunID, &a.Task, &a.Attempt, &a.Status, &a.Reason, &errMsg, &output,
-			&started, &ended, &a.DurationMS, &a.Engine); err != nil {
+			&started, &ended, &a.DurationMS, &a.Engine, &a.Owner); err != nil {
 			return nil, fmt.Errorf("reading the attempts of run %s: %w", runID, err)
 		}
 		if errMsg.Valid {

@@ -38,6 +38,14 @@ import (
 // ErrNotFound is returned (wrapped) for a run that is not in the store.
 var ErrNotFound = errors.New("not found")
 
+// ErrNotOwner is returned (wrapped) by FinishAttempt when the attempt was
+// recorded by another ork process.
+var ErrNotOwner = errors.New("recorded by another ork process")
+
+// ErrClaimed is returned (wrapped) by ClaimRun when the run changed since it
+// was read: another process claimed it first.
+var ErrClaimed = errors.New("changed by another ork process")
+
 // ErrExists is returned (wrapped) by CreateRun and StartAttempt when the row
 // is already there.
 var ErrExists = errors.New("already exists")
@@ -57,8 +65,17 @@ type Run struct {
 	StartedAt      time.Time
 	EndedAt        *time.Time
 	OrkVersion     string
-	Host           string // hostname
-	PID            int    // the ork process running it (to show runs whose process died as "interrupted")
+	Host           string   // hostname
+	PID            int      // the ork process running it (to show runs whose process died as "interrupted")
+	Tasks          []string // the workflow's task names in its order; nil for runs recorded before schema v4
+}
+
+// Skip records that a run skipped a task.
+type Skip struct {
+	RunID        string
+	Task         string
+	AfterAttempt int    // attempts the task had when it was skipped (0: none)
+	Reason       string // e.g. upstream task "a" failed
 }
 
 // Attempt is one try at running a task of a run.
@@ -74,6 +91,10 @@ type Attempt struct {
 	EndedAt    *time.Time
 	DurationMS float64
 	Engine     string // the WebAssembly engine that ran it ("" if not recorded)
+	// Owner identifies the ork process (one execution of the run) that
+	// recorded the attempt; FinishAttempt updates only an attempt of the
+	// same owner.
+	Owner string
 }
 
 // LogLine is one line of a task's log.
@@ -416,6 +437,18 @@ func jsonValue[M ~map[string]V, V any](m M) (any, error) {
 		return nil, nil
 	}
 	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// jsonList encodes a list as JSON text; a nil list is NULL.
+func jsonList(l []string) (any, error) {
+	if l == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(l)
 	if err != nil {
 		return nil, err
 	}

@@ -659,3 +659,84 @@ func TestAttemptEngine(t *testing.T) {
 	assert.Equal(t, "wasmtime", atts[0].Engine)
 	assert.Equal(t, "wazero", atts[1].Engine)
 }
+
+// One ork process never overwrites an attempt another one recorded.
+func TestFinishAttemptKeepsAnotherOwnersAttempt(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	require.NoError(t, s.CreateRun(ctx, sampleRun("r1")))
+	mine := Attempt{RunID: "r1", Task: "a", Attempt: 1, Status: "succeeded", Output: json.RawMessage(`1`),
+		StartedAt: at(1), EndedAt: ptr(at(2)), Owner: "first"}
+	require.NoError(t, s.StartAttempt(ctx, mine))
+	require.NoError(t, s.FinishAttempt(ctx, mine, []Metric{{Name: "m", Value: 1, Time: at(2)}}))
+
+	theirs := Attempt{RunID: "r1", Task: "a", Attempt: 1, Status: "failed", Reason: "host", Error: ptr("x"),
+		StartedAt: at(3), EndedAt: ptr(at(4)), Owner: "second"}
+	err := s.FinishAttempt(ctx, theirs, []Metric{{Name: "m2", Value: 2, Time: at(4)}})
+	require.ErrorIs(t, err, ErrNotOwner)
+	assert.Contains(t, err.Error(), "attempt 1 of task a of run r1")
+	assert.Contains(t, err.Error(), "(first)")
+
+	atts, err := s.Attempts(ctx, "r1")
+	require.NoError(t, err)
+	require.Len(t, atts, 1)
+	assert.Equal(t, "succeeded", atts[0].Status)
+	assert.JSONEq(t, `1`, string(atts[0].Output))
+	assert.Equal(t, "first", atts[0].Owner)
+	ms, err := s.Metrics(ctx, "r1")
+	require.NoError(t, err)
+	require.Len(t, ms, 1, "the rejected attempt's metrics are not stored")
+	assert.Equal(t, "m", ms[0].Name)
+}
+
+// ClaimRun lets one process of several resume a run.
+func TestClaimRun(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	r := sampleRun("r1")
+	r.Status, r.PID, r.Host = "running", 100, "h1"
+	require.NoError(t, s.CreateRun(ctx, r))
+	prev, err := s.GetRun(ctx, "r1")
+	require.NoError(t, err)
+	require.NoError(t, s.ClaimRun(ctx, *prev, 200, "h2", []string{"x", "y"}))
+	err = s.ClaimRun(ctx, *prev, 300, "h3", nil)
+	require.ErrorIs(t, err, ErrClaimed)
+	got, err := s.GetRun(ctx, "r1")
+	require.NoError(t, err)
+	assert.Equal(t, 200, got.PID)
+	assert.Equal(t, "h2", got.Host)
+	assert.Equal(t, "running", got.Status)
+	assert.Nil(t, got.EndedAt)
+	assert.Equal(t, []string{"x", "y"}, got.Tasks)
+	require.ErrorIs(t, s.ClaimRun(ctx, Run{ID: "nope"}, 1, "h", nil), ErrNotFound)
+	// nil tasks keep the recorded list.
+	require.NoError(t, s.ClaimRun(ctx, *got, 201, "h2", nil))
+	got, err = s.GetRun(ctx, "r1")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"x", "y"}, got.Tasks)
+}
+
+func TestRunTasksAndSkips(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	r := sampleRun("r1")
+	r.Tasks = []string{"extract", "load", "report"}
+	require.NoError(t, s.CreateRun(ctx, r))
+	got, err := s.GetRun(ctx, "r1")
+	require.NoError(t, err)
+	assert.Equal(t, r.Tasks, got.Tasks)
+
+	skips, err := s.Skips(ctx, "r1")
+	require.NoError(t, err)
+	assert.Empty(t, skips)
+	require.NoError(t, s.SkipTask(ctx, Skip{RunID: "r1", Task: "report", Reason: `upstream task "load" failed`}))
+	require.NoError(t, s.SkipTask(ctx, Skip{RunID: "r1", Task: "load", AfterAttempt: 1, Reason: "first"}))
+	require.NoError(t, s.SkipTask(ctx, Skip{RunID: "r1", Task: "load", AfterAttempt: 2, Reason: "again"}))
+	skips, err = s.Skips(ctx, "r1")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]Skip{
+		"report": {RunID: "r1", Task: "report", Reason: `upstream task "load" failed`},
+		"load":   {RunID: "r1", Task: "load", AfterAttempt: 2, Reason: "again"},
+	}, skips)
+	require.Error(t, s.SkipTask(ctx, Skip{RunID: "nope", Task: "a"}), "the run must exist")
+}
