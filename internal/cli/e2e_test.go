@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orkrun/ork/internal/testguests"
+	"github.com/orkrun/ork/runtime"
 )
 
 var orkBin string
@@ -261,10 +262,16 @@ tasks:
   memory:
     executor: limited
     config_file: tasks/alloc.yaml
+  default_memory:
+    executor: rust
+    config_file: tasks/alloc_300.yaml
   time:
     executor: limited
     config_file: tasks/spin.yaml
     timeout: 300ms
+  executor_time:
+    executor: quick
+    config_file: tasks/spin.yaml
   trap:
     executor: limited
     config_file: tasks/trap.yaml
@@ -272,20 +279,35 @@ tasks:
     executor: limited
     config_file: tasks/panic.yaml
 `)
-	r := ork(t, dir, "run", "wf.yaml", "--json")
-	assert.Equal(t, 1, r.code, r.stderr)
-	s := decodeSummary(t, r)
-	errs := map[string]string{}
-	for name, task := range s.Tasks {
-		assert.Equal(t, "failed", task.Status, name)
-		require.NotNil(t, task.Error, name)
-		errs[name] = *task.Error
+	// The built-in rust executor has no sandbox settings: ork's default of
+	// 256 MiB applies.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "alloc_300.yaml"), []byte("module: modules/probe.wasm\nparams: {action: alloc, mb: 300}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ork.yaml"), []byte("executors:\n  limited:\n    type: rust\n    sandbox:\n      memory: 32MiB\n      timeout: 5s\n  quick:\n    type: rust\n    sandbox: {timeout: 200ms}\n"), 0o644))
+	for _, engine := range runtime.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			r := ork(t, dir, "run", "wf.yaml", "--json", "--engine", engine)
+			assert.Equal(t, 1, r.code, r.stderr)
+			s := decodeSummary(t, r)
+			errs := map[string]string{}
+			for name, task := range s.Tasks {
+				assert.Equal(t, "failed", task.Status, name)
+				require.NotNil(t, task.Error, name)
+				errs[name] = *task.Error
+			}
+			assert.Contains(t, errs["memory"], "exceeded the memory limit of 32 MiB (sandbox.memory)")
+			assert.Contains(t, errs["default_memory"], "exceeded the memory limit of 256 MiB (sandbox.memory)")
+			// The error names the setting that applied; wasmtime also names
+			// the guest function it stopped (wazero cannot).
+			assert.Regexp(t, `^timed out after 300ms( in \S+)? \(the timeout of task "time" in wf.yaml\)$`, errs["time"])
+			assert.Regexp(t, `^timed out after 200ms( in \S+)? \(executors.quick.sandbox.timeout in ork.yaml\)$`, errs["executor_time"])
+			if engine == "wasmtime" {
+				assert.Regexp(t, `^timed out after 300ms in probe::`, errs["time"])
+			}
+			assert.Contains(t, errs["trap"], "trapped in probe::probe_trap: unreachable")
+			assert.Contains(t, errs["panic"], "panicked at")
+			assert.Contains(t, errs["panic"], "probe panic")
+		})
 	}
-	assert.Contains(t, errs["memory"], "exceeded the memory limit of 32 MiB (sandbox.memory)")
-	assert.Equal(t, "timed out after 300ms (sandbox.timeout)", errs["time"])
-	assert.Contains(t, errs["trap"], "trapped in probe::probe_trap: unreachable")
-	assert.Contains(t, errs["panic"], "panicked at")
-	assert.Contains(t, errs["panic"], "probe panic")
 }
 
 func TestInterruptCancelsRunningSandboxes(t *testing.T) {
