@@ -310,6 +310,89 @@ tasks:
 	}
 }
 
+// Each task gets its own scratch directory at /tmp: empty when the task
+// starts (whatever an earlier task wrote into its own), and removed from the
+// host when the task ends.
+func TestScratchIsEmptyPerTaskAndRemoved(t *testing.T) {
+	dir := probeProject(t, `name: scratch
+tasks:
+  first:
+    executor: rust
+    config_file: tasks/list.yaml
+  write:
+    executor: rust
+    config_file: tasks/write.yaml
+    depends_on: [first]
+  second:
+    executor: rust
+    config_file: tasks/list.yaml
+    depends_on: [write]
+  hold:
+    executor: rust
+    config_file: tasks/hold.yaml
+`)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "hold.yaml"), []byte("module: modules/probe.wasm\nparams: {action: sleep, ms: 1500}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "list.yaml"), []byte("module: modules/probe.wasm\nparams: {action: list_dir, path: /tmp}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "write.yaml"), []byte("module: modules/probe.wasm\nparams: {action: write_file, path: /tmp/left-behind.txt, content: x}\n"), 0o644))
+	for _, engine := range runtime.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			// ork makes scratch directories under $TMPDIR: watch one appear
+			// there while hold sleeps.
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			done := make(chan result, 1)
+			go func() { done <- ork(t, dir, "run", "wf.yaml", "--json", "--engine", engine) }()
+			sawScratch := false
+			for deadline := time.Now().Add(10 * time.Second); !sawScratch && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				entries, _ := os.ReadDir(tmp)
+				sawScratch = len(entries) > 0
+			}
+			r := <-done
+			require.Equal(t, 0, r.code, r.stderr)
+			assert.True(t, sawScratch, "no scratch directory appeared in $TMPDIR during the run")
+			s := decodeSummary(t, r)
+			assert.JSONEq(t, `{"ok": true, "entries": []}`, string(s.Tasks["first"].Output))
+			assert.JSONEq(t, `{"ok": true}`, string(s.Tasks["write"].Output))
+			assert.JSONEq(t, `{"ok": true, "entries": []}`, string(s.Tasks["second"].Output))
+			left, err := os.ReadDir(tmp)
+			require.NoError(t, err)
+			var names []string
+			for _, e := range left {
+				names = append(names, e.Name())
+			}
+			assert.Empty(t, names, "scratch directories left in $TMPDIR after the run")
+		})
+	}
+}
+
+// WASI's random_get gives every task fresh, unpredictable bytes: two tasks
+// of a run, and the same task in two runs, never draw the same.
+func TestRandomIsNotDeterministic(t *testing.T) {
+	dir := probeProject(t, "name: random\ntasks:\n  a: {executor: rust, config_file: tasks/random.yaml}\n  b: {executor: rust, config_file: tasks/random.yaml}\n")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "random.yaml"), []byte("module: modules/probe.wasm\nparams: {action: random}\n"), 0o644))
+	for _, engine := range runtime.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			seen := map[string]string{}
+			for run := 1; run <= 2; run++ {
+				r := ork(t, dir, "run", "wf.yaml", "--json", "--engine", engine)
+				require.Equal(t, 0, r.code, r.stderr)
+				s := decodeSummary(t, r)
+				for _, task := range []string{"a", "b"} {
+					var out struct{ Hex string }
+					require.NoError(t, json.Unmarshal(s.Tasks[task].Output, &out))
+					require.Regexp(t, `^[0-9a-f]{64}$`, out.Hex)
+					assert.NotEqual(t, strings.Repeat("0", 64), out.Hex)
+					who := fmt.Sprintf("task %s of run %d", task, run)
+					if other, ok := seen[out.Hex]; ok {
+						t.Errorf("%s drew the same random bytes as %s: %s", who, other, out.Hex)
+					}
+					seen[out.Hex] = who
+				}
+			}
+		})
+	}
+}
+
 func TestInterruptCancelsRunningSandboxes(t *testing.T) {
 	dir := probeProject(t, `name: long
 tasks:
