@@ -83,7 +83,7 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-const debianHint = "on Debian 12: apt-get install rustc cargo libstd-rust-dev-wasm32 lld-14, then set CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc and the wasm32-wasi linker to wasm-ld-14 in cargo's config (see the README)"
+const debianHint = "on Debian 12: apt-get install rustc cargo libstd-rust-dev-wasm32 lld-14, then set CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc and put [target.wasm32-wasi] linker = \"wasm-ld-14\" in ~/.cargo/config.toml (see \"Debian's Rust toolchain in your own projects\" in ork's README)"
 
 func (b *Builder) detect(ctx context.Context, display string) (*toolchain, error) {
 	b.mu.Lock()

@@ -46,6 +46,17 @@ func TestMissingTargetSaysWhatToInstall(t *testing.T) {
 	assert.Contains(t, err.Error(), "building crate tasks/y: the Rust target wasm32-wasip1 is not installed for "+rustc+" (rustc 1.95.0): run `rustup target add wasm32-wasip1`, or on Debian 12")
 }
 
+// The Debian hint points at a README section that has the config it asks for.
+func TestDebianHintMatchesTheREADME(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	assert.Contains(t, debianHint, `(see "Debian's Rust toolchain in your own projects" in ork's README)`)
+	assert.Contains(t, string(readme), "\n### Debian's Rust toolchain in your own projects\n")
+	assert.Contains(t, debianHint, `[target.wasm32-wasi] linker = "wasm-ld-14"`)
+	assert.Contains(t, string(readme), "```toml\n[target.wasm32-wasi]\nlinker = \"wasm-ld-14\"\n```")
+	assert.Contains(t, debianHint, "apt-get install rustc cargo libstd-rust-dev-wasm32 lld-14")
+}
+
 func TestNotACrate(t *testing.T) {
 	_, err := New(t.TempDir(), nil).Build(context.Background(), t.TempDir(), "tasks/z")
 	assert.EqualError(t, err, "building crate tasks/z: no Cargo.toml in tasks/z")
