@@ -33,9 +33,8 @@ CGO ?= $(if $(shell command -v $${CC:-cc} 2>/dev/null),1,0)
 build: python-wasm
 	CGO_ENABLED=$(CGO) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ork ./cmd/ork
 
-## install: install bin/ork into $(PREFIX)/bin (building it if needed)
-install:
-	@test -x bin/ork || $(MAKE) build
+## install: build bin/ork (go build is quick when nothing changed) and install it into $(PREFIX)/bin
+install: build
 	install -d $(PREFIX)/bin
 	install -m 0755 bin/ork $(PREFIX)/bin/ork
 

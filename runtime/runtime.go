@@ -40,6 +40,10 @@ const (
 type Policy struct {
 	MemoryBytes uint64        // linear memory limit; 0 = DefaultMemoryBytes
 	Timeout     time.Duration // wall-clock limit; 0 = DefaultTimeout
+	// TimeoutFrom says where Timeout was set, for the message of a task that
+	// exceeds it, e.g. `executors.csv.sandbox.timeout in ork.yaml`; "" names
+	// sandbox.timeout, or the default when Timeout is 0.
+	TimeoutFrom string
 	// CPU is the fuel the task may consume (sandbox.cpu): about one unit per
 	// WebAssembly instruction it executes; 0 = unlimited. Only the wasmtime
 	// engine can meter it: wazero refuses a task with a CPU limit.
@@ -65,6 +69,17 @@ func (p Policy) memoryPages() uint32 {
 		pages = 65536
 	}
 	return uint32(pages)
+}
+
+// timeoutFrom names the setting the timeout came from.
+func (p Policy) timeoutFrom() string {
+	switch {
+	case p.TimeoutFrom != "":
+		return p.TimeoutFrom
+	case p.Timeout <= 0:
+		return "the default timeout"
+	}
+	return "sandbox.timeout"
 }
 
 func (p Policy) timeout() time.Duration {
@@ -313,7 +328,12 @@ func classify(parent context.Context, t Task, g guestError, memBytes, limit uint
 		if parent.Err() != nil {
 			return &Failure{Reason: ReasonCancelled, Message: "cancelled"}
 		}
-		return &Failure{Reason: ReasonTimeout, Message: fmt.Sprintf("timed out after %s (sandbox.timeout)", t.Policy.timeout())}
+		where := ""
+		if g.function != "" {
+			where = " in " + g.function // where the guest was when it was stopped
+		}
+		return &Failure{Reason: ReasonTimeout, Function: g.function,
+			Message: fmt.Sprintf("timed out after %s%s (%s)", t.Policy.timeout(), where, t.Policy.timeoutFrom())}
 	case stopCancelled:
 		return &Failure{Reason: ReasonCancelled, Message: "cancelled"}
 	case stopExit:

@@ -1,6 +1,9 @@
 package runtime
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestDemangle(t *testing.T) {
 	for in, want := range map[string]string{
@@ -50,5 +53,22 @@ func TestMemBytesBounds(t *testing.T) {
 		if ok {
 			t.Errorf("%s succeeded", name)
 		}
+	}
+}
+
+// The zero Policy is the default one: 256 MiB of memory and 10 minutes.
+func TestPolicyDefaults(t *testing.T) {
+	var p Policy
+	if got := uint64(p.memoryPages()) * pageSize; got != 256<<20 {
+		t.Errorf("default memory = %d bytes, want 256 MiB", got)
+	}
+	if p.timeout() != 10*time.Minute {
+		t.Errorf("default timeout = %s, want 10m", p.timeout())
+	}
+	if p.timeoutFrom() != "the default timeout" {
+		t.Errorf("default timeout source = %q", p.timeoutFrom())
+	}
+	if p.Env != nil || p.Mounts != nil || p.CPU != 0 {
+		t.Errorf("default policy grants something: %+v", p)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	goruntime "runtime"
 	"runtime/cgo"
 	"strings"
@@ -558,7 +559,13 @@ func (st *wasmtimeTask) guestError(err error) guestError {
 		return guestError{kind: stopExit, exitCode: int(st.exitCode)}
 	case st.interrupted:
 		if errors.Is(st.ctx.Err(), context.DeadlineExceeded) {
-			return guestError{kind: stopDeadline}
+			// The epoch callback's error carries the guest's backtrace in
+			// its text (wasmtime-go exposes no frames for an Error).
+			g := guestError{kind: stopDeadline}
+			if err != nil {
+				g.function = interruptedIn(err.Error())
+			}
+			return g
 		}
 		return guestError{kind: stopCancelled}
 	}
@@ -581,6 +588,26 @@ func (st *wasmtimeTask) guestError(err error) guestError {
 	}
 	first, _, _ := strings.Cut(err.Error(), "\n")
 	return guestError{kind: stopTrap, message: first}
+}
+
+var (
+	backtraceTop = regexp.MustCompile(`wasm backtrace:\n\s*0:\s+0x[0-9a-f]+ - (?:[^!\n]*!)?([^\n]+)`)
+	symbolHash   = regexp.MustCompile(`::h[0-9a-f]{16}$`)
+	wasmFunction = regexp.MustCompile(`^<wasm function (\d+)>$`)
+)
+
+// interruptedIn is the innermost guest function of the wasm backtrace in
+// the text of a wasmtime error, as frameName names it, or "".
+func interruptedIn(msg string) string {
+	m := backtraceTop.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	name := strings.TrimSpace(m[1])
+	if w := wasmFunction.FindStringSubmatch(name); w != nil {
+		return "$" + w[1]
+	}
+	return symbolHash.ReplaceAllString(demangle(name), "")
 }
 
 // trapOutOfFuel is the code of the trap wasmtime raises when a store runs

@@ -365,3 +365,19 @@ func TestWasmtimeSnapshotBakeNotTimed(t *testing.T) {
 	assert.Equal(t, "in time\n", out.String())
 	assert.Less(t, res.Duration, time.Second)
 }
+
+// A task stopped by its deadline names the guest function wasmtime's
+// backtrace puts innermost.
+func TestInterruptedIn(t *testing.T) {
+	const msg = "error while executing at wasm backtrace:\n    0:  0x1b211 - <unknown>!probe::probe::hf5a1c27bd6165539\n    1:  0x21ef1 - <unknown>!probe::main::h3bdf5a57ca8817ed\n\nCaused by:\n    interrupted: the task's context is done\n"
+	for in, want := range map[string]string{
+		msg: "probe::probe",
+		"error while executing at wasm backtrace:\n    0:  0x10 - m!<wasm function 7>\n":                "$7",
+		"error while executing at wasm backtrace:\n    0:  0x10 - _ZN5probe4spin17h0123456789abcdefE\n": "probe::spin",
+		"interrupted: the task's context is done":                                                       "",
+	} {
+		if got := interruptedIn(in); got != want {
+			t.Errorf("interruptedIn(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

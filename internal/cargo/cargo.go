@@ -83,7 +83,7 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-const debianHint = "on Debian 12: apt-get install rustc cargo libstd-rust-dev-wasm32 lld-14, then set CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc and the wasm32-wasi linker to wasm-ld-14 in cargo's config (see the README)"
+const debianHint = "on Debian 12: apt-get install rustc cargo libstd-rust-dev-wasm32 lld-14, then set CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc and put [target.wasm32-wasi] linker = \"wasm-ld-14\" in ~/.cargo/config.toml (see \"Debian's Rust toolchain in your own projects\" in ork's README)"
 
 func (b *Builder) detect(ctx context.Context, display string) (*toolchain, error) {
 	b.mu.Lock()
@@ -172,6 +172,7 @@ func (b *Builder) Build(ctx context.Context, dir, display string) (*Module, erro
 	fmt.Fprintf(b.log, "building %s (cargo, %s, rustc %s)\n", display, tc.target, tc.rustcVersion)
 	cmd := exec.CommandContext(ctx, b.cargo, "build", "--release", "--target", tc.target,
 		"--manifest-path", filepath.Join(abs, "Cargo.toml"), "--message-format=json-render-diagnostics", "--bin", bin)
+	cmd.Dir = abs // cargo reads .cargo/config.toml from its working directory up
 	cmd.Env = append(os.Environ(), "RUSTC="+b.rustc)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
@@ -212,15 +213,127 @@ type metadata struct {
 		} `json:"targets"`
 	} `json:"packages"`
 	Resolve *struct {
-		Root *string `json:"root"`
+		Nodes []struct {
+			ID   string `json:"id"`
+			Deps []struct {
+				Pkg      string `json:"pkg"`
+				DepKinds []struct {
+					Kind *string `json:"kind"`
+				} `json:"dep_kinds"`
+			} `json:"deps"`
+		} `json:"nodes"`
 	} `json:"resolve"`
 	WorkspaceRoot string `json:"workspace_root"`
 }
 
-// sourceKey hashes the toolchain, the lock file and the sources of every
-// local package the crate builds from (its own and path dependencies).
+// closure returns the IDs of the packages that building the package self
+// compiles: itself and its normal and build dependencies, transitively.
+// Dev-dependencies are left out (a release build of a binary does not build
+// them), and so are the workspace's other members.
+func (md *metadata) closure(self string) (map[string]bool, error) {
+	if md.Resolve == nil {
+		return nil, errors.New("cargo metadata has no dependency resolution")
+	}
+	deps := map[string][]string{}
+	for _, n := range md.Resolve.Nodes {
+		for _, d := range n.Deps {
+			dev := len(d.DepKinds) > 0
+			for _, k := range d.DepKinds {
+				if k.Kind == nil || *k.Kind != "dev" {
+					dev = false
+				}
+			}
+			// Dev-dependencies matter only to the package being tested,
+			// which a release build never is.
+			if !dev {
+				deps[n.ID] = append(deps[n.ID], d.Pkg)
+			}
+		}
+	}
+	seen := map[string]bool{self: true}
+	todo := []string{self}
+	for len(todo) > 0 {
+		id := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		for _, d := range deps[id] {
+			if !seen[d] {
+				seen[d] = true
+				todo = append(todo, d)
+			}
+		}
+	}
+	return seen, nil
+}
+
+// buildEnv reports whether an environment variable changes what cargo builds:
+// compiler flags, and cargo settings given as CARGO_BUILD_*, CARGO_PROFILE_*,
+// CARGO_TARGET_<triple>_* and CARGO_UNSTABLE_* instead of in a config file.
+// Where the output goes (CARGO_TARGET_DIR) does not.
+func buildEnv(name string) bool {
+	switch name {
+	case "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTC_BOOTSTRAP":
+		return true
+	case "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR":
+		return false
+	}
+	for _, p := range []string{"CARGO_BUILD_", "CARGO_PROFILE_", "CARGO_TARGET_", "CARGO_UNSTABLE_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// cargoHome is where cargo keeps its own configuration.
+func cargoHome() string {
+	if v := os.Getenv("CARGO_HOME"); v != "" {
+		return v
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".cargo")
+}
+
+// configFiles lists the files besides the sources that can change what cargo
+// builds in dir, in the order cargo reads them: cargo's configuration
+// (.cargo/config.toml, or the older .cargo/config, in dir and each of its
+// ancestors, then in $CARGO_HOME) and rustup's toolchain override
+// (rust-toolchain.toml or rust-toolchain in dir or an ancestor). Cargo looks
+// for its configuration from its working directory, which is dir.
+// Each comes with a label that does not depend on where the project is, so a
+// moved project keeps its cached modules.
+func configFiles(dir string) (files, labels []string) {
+	up := ""
+	for d := dir; ; d = filepath.Dir(d) {
+		for _, f := range []string{".cargo/config.toml", ".cargo/config", "rust-toolchain.toml", "rust-toolchain"} {
+			files = append(files, filepath.Join(d, filepath.FromSlash(f)))
+			labels = append(labels, up+f)
+		}
+		if filepath.Dir(d) == d {
+			break
+		}
+		up += "../"
+	}
+	if home := cargoHome(); home != "" {
+		for _, f := range []string{"config.toml", "config"} {
+			files = append(files, filepath.Join(home, f))
+			labels = append(labels, "$CARGO_HOME/"+f)
+		}
+	}
+	return files, labels
+}
+
+// sourceKey hashes everything the build of the crate at dir reads besides
+// registry sources, which their versions pin: the toolchain, the workspace's
+// lock file and root manifest (where [profile] and [patch] live), the sources
+// of every local package in the crate's dependency closure (its own and path
+// dependencies, but not the workspace's other members), cargo's configuration
+// files and the environment variables that configure cargo or rustc.
 func (b *Builder) sourceKey(ctx context.Context, dir, display string, tc *toolchain) (string, string, error) {
 	cmd := exec.CommandContext(ctx, b.cargo, "metadata", "--format-version", "1", "--manifest-path", filepath.Join(dir, "Cargo.toml"))
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "RUSTC="+b.rustc)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -233,37 +346,47 @@ func (b *Builder) sourceKey(ctx context.Context, dir, display string, tc *toolch
 		return "", "", &Error{Crate: display, Msg: "reading cargo metadata", Err: err}
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "ork-cargo-v1\n%s\n%s\n", tc.verbose, tc.target)
-	bin := ""
-	var dirs []string
+	fmt.Fprintf(h, "ork-cargo-v2\n%s\n%s\n", tc.verbose, tc.target)
+	bin, selfID := "", ""
 	for _, p := range md.Packages {
-		if p.Source != nil {
-			fmt.Fprintf(h, "dep %s\n", p.ID) // registry packages: the version pins the content
+		if p.Source != nil || filepath.Dir(p.ManifestPath) != dir {
 			continue
 		}
-		pdir := filepath.Dir(p.ManifestPath)
-		dirs = append(dirs, pdir)
-		if pdir == dir {
-			var bins []string
-			for _, t := range p.Targets {
-				for _, k := range t.Kind {
-					if k == "bin" {
-						bins = append(bins, t.Name)
-					}
+		selfID = p.ID
+		var bins []string
+		for _, t := range p.Targets {
+			for _, k := range t.Kind {
+				if k == "bin" {
+					bins = append(bins, t.Name)
 				}
 			}
-			switch len(bins) {
-			case 0:
-				return "", "", &Error{Crate: display, Msg: "the crate has no binary target: an ork module is a WASI program; put the #[executor] struct or #[ork::task] function in src/main.rs"}
-			case 1:
-				bin = bins[0]
-			default:
-				return "", "", &Error{Crate: display, Msg: fmt.Sprintf("the crate has several binary targets (%s): keep one per crate", strings.Join(bins, ", "))}
-			}
+		}
+		switch len(bins) {
+		case 0:
+			return "", "", &Error{Crate: display, Msg: "the crate has no binary target: an ork module is a WASI program; put the #[executor] struct or #[ork::task] function in src/main.rs"}
+		case 1:
+			bin = bins[0]
+		default:
+			return "", "", &Error{Crate: display, Msg: fmt.Sprintf("the crate has several binary targets (%s): keep one per crate", strings.Join(bins, ", "))}
 		}
 	}
 	if bin == "" {
 		return "", "", &Error{Crate: display, Msg: "cargo metadata does not list the crate itself"}
+	}
+	used, err := md.closure(selfID)
+	if err != nil {
+		return "", "", &Error{Crate: display, Msg: err.Error()}
+	}
+	var dirs []string
+	for _, p := range md.Packages {
+		if !used[p.ID] {
+			continue
+		}
+		if p.Source != nil {
+			fmt.Fprintf(h, "dep %s\n", p.ID) // registry packages: the version pins the content
+			continue
+		}
+		dirs = append(dirs, filepath.Dir(p.ManifestPath))
 	}
 	// Crates of one workspace share sources and a lock file: the crate and its
 	// binary tell them apart.
@@ -277,11 +400,42 @@ func (b *Builder) sourceKey(ctx context.Context, dir, display string, tc *toolch
 			return "", "", &Error{Crate: display, Msg: "hashing sources", Err: err}
 		}
 	}
-	if lock, err := os.ReadFile(filepath.Join(md.WorkspaceRoot, "Cargo.lock")); err == nil {
-		h.Write([]byte("lock\n"))
-		h.Write(lock)
+	for _, name := range []string{"Cargo.lock", "Cargo.toml"} {
+		if err := hashFile(h, "workspace "+name, filepath.Join(md.WorkspaceRoot, name)); err != nil {
+			return "", "", &Error{Crate: display, Msg: "hashing the workspace's " + name, Err: err}
+		}
+	}
+	files, labels := configFiles(dir)
+	for i, f := range files {
+		if err := hashFile(h, "config "+labels[i], f); err != nil {
+			return "", "", &Error{Crate: display, Msg: "hashing cargo's configuration", Err: err}
+		}
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); buildEnv(name) {
+			env = append(env, kv)
+		}
+	}
+	sort.Strings(env)
+	for _, kv := range env {
+		fmt.Fprintf(h, "env %q\n", kv)
 	}
 	return hex.EncodeToString(h.Sum(nil)), bin, nil
+}
+
+// hashFile hashes the file at path under label, or nothing when there is no
+// such file.
+func hashFile(h io.Writer, label, path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h, "%s %x\n", label, sha256.Sum256(b))
+	return nil
 }
 
 // hashTree hashes every file under dir except build output and hidden

@@ -27,10 +27,14 @@ func NewCmdBuild(ios *IO, runF func(context.Context, *BuildOptions) error) *cobr
 		Long: `Build Rust crates into WASI modules with cargo, in release mode, for the WASI
 target your rustc provides (wasm32-wasip1, or wasm32-wasi before Rust 1.78).
 Modules are cached by a hash of the crate's sources, path dependencies, lock
-file and toolchain, so unchanged crates are not rebuilt. ork run builds what it
-needs by itself; this command builds ahead of time and checks the result.
+file, workspace manifest, cargo configuration, build environment (RUSTFLAGS,
+CARGO_PROFILE_* ...) and toolchain, so unchanged crates are not rebuilt. ork
+run builds what it needs by itself; this command builds ahead of time and
+checks the result.
 
-ork uses $CARGO and $RUSTC when set, and honours cargo's own configuration.`,
+ork uses $CARGO and $RUSTC when set, and honours cargo's own configuration:
+cargo runs in the crate's directory, so .cargo/config.toml there or in any
+parent directory applies, then $CARGO_HOME/config.toml.`,
 		Example: "  ork build executors/csv",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {

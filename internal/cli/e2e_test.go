@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orkrun/ork/internal/testguests"
+	"github.com/orkrun/ork/runtime"
 )
 
 var orkBin string
@@ -262,10 +263,16 @@ tasks:
   memory:
     executor: limited
     config_file: tasks/alloc.yaml
+  default_memory:
+    executor: rust
+    config_file: tasks/alloc_300.yaml
   time:
     executor: limited
     config_file: tasks/spin.yaml
     timeout: 300ms
+  executor_time:
+    executor: quick
+    config_file: tasks/spin.yaml
   trap:
     executor: limited
     config_file: tasks/trap.yaml
@@ -273,20 +280,118 @@ tasks:
     executor: limited
     config_file: tasks/panic.yaml
 `)
-	r := ork(t, dir, "run", "wf.yaml", "--json")
-	assert.Equal(t, 1, r.code, r.stderr)
-	s := decodeSummary(t, r)
-	errs := map[string]string{}
-	for name, task := range s.Tasks {
-		assert.Equal(t, "failed", task.Status, name)
-		require.NotNil(t, task.Error, name)
-		errs[name] = *task.Error
+	// The built-in rust executor has no sandbox settings: ork's default of
+	// 256 MiB applies.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "alloc_300.yaml"), []byte("module: modules/probe.wasm\nparams: {action: alloc, mb: 300}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ork.yaml"), []byte("executors:\n  limited:\n    type: rust\n    sandbox:\n      memory: 32MiB\n      timeout: 5s\n  quick:\n    type: rust\n    sandbox: {timeout: 200ms}\n"), 0o644))
+	for _, engine := range runtime.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			r := ork(t, dir, "run", "wf.yaml", "--json", "--engine", engine)
+			assert.Equal(t, 1, r.code, r.stderr)
+			s := decodeSummary(t, r)
+			errs := map[string]string{}
+			for name, task := range s.Tasks {
+				assert.Equal(t, "failed", task.Status, name)
+				require.NotNil(t, task.Error, name)
+				errs[name] = *task.Error
+			}
+			assert.Contains(t, errs["memory"], "exceeded the memory limit of 32 MiB (sandbox.memory)")
+			assert.Contains(t, errs["default_memory"], "exceeded the memory limit of 256 MiB (sandbox.memory)")
+			// The error names the setting that applied; wasmtime also names
+			// the guest function it stopped (wazero cannot).
+			assert.Regexp(t, `^timed out after 300ms( in \S+)? \(the timeout of task "time" in wf.yaml\)$`, errs["time"])
+			assert.Regexp(t, `^timed out after 200ms( in \S+)? \(executors.quick.sandbox.timeout in ork.yaml\)$`, errs["executor_time"])
+			if engine == "wasmtime" {
+				assert.Regexp(t, `^timed out after 300ms in probe::`, errs["time"])
+			}
+			assert.Contains(t, errs["trap"], "trapped in probe::probe_trap: unreachable")
+			assert.Contains(t, errs["panic"], "panicked at")
+			assert.Contains(t, errs["panic"], "probe panic")
+		})
 	}
-	assert.Contains(t, errs["memory"], "exceeded the memory limit of 32 MiB (sandbox.memory)")
-	assert.Equal(t, "timed out after 300ms (sandbox.timeout)", errs["time"])
-	assert.Contains(t, errs["trap"], "trapped in probe::probe_trap: unreachable")
-	assert.Contains(t, errs["panic"], "panicked at")
-	assert.Contains(t, errs["panic"], "probe panic")
+}
+
+// Each task gets its own scratch directory at /tmp: empty when the task
+// starts (whatever an earlier task wrote into its own), and removed from the
+// host when the task ends.
+func TestScratchIsEmptyPerTaskAndRemoved(t *testing.T) {
+	dir := probeProject(t, `name: scratch
+tasks:
+  first:
+    executor: rust
+    config_file: tasks/list.yaml
+  write:
+    executor: rust
+    config_file: tasks/write.yaml
+    depends_on: [first]
+  second:
+    executor: rust
+    config_file: tasks/list.yaml
+    depends_on: [write]
+  hold:
+    executor: rust
+    config_file: tasks/hold.yaml
+`)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "hold.yaml"), []byte("module: modules/probe.wasm\nparams: {action: sleep, ms: 1500}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "list.yaml"), []byte("module: modules/probe.wasm\nparams: {action: list_dir, path: /tmp}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "write.yaml"), []byte("module: modules/probe.wasm\nparams: {action: write_file, path: /tmp/left-behind.txt, content: x}\n"), 0o644))
+	for _, engine := range runtime.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			// ork makes scratch directories under $TMPDIR: watch one appear
+			// there while hold sleeps.
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			done := make(chan result, 1)
+			go func() { done <- ork(t, dir, "run", "wf.yaml", "--json", "--engine", engine) }()
+			sawScratch := false
+			for deadline := time.Now().Add(10 * time.Second); !sawScratch && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				entries, _ := os.ReadDir(tmp)
+				sawScratch = len(entries) > 0
+			}
+			r := <-done
+			require.Equal(t, 0, r.code, r.stderr)
+			assert.True(t, sawScratch, "no scratch directory appeared in $TMPDIR during the run")
+			s := decodeSummary(t, r)
+			assert.JSONEq(t, `{"ok": true, "entries": []}`, string(s.Tasks["first"].Output))
+			assert.JSONEq(t, `{"ok": true}`, string(s.Tasks["write"].Output))
+			assert.JSONEq(t, `{"ok": true, "entries": []}`, string(s.Tasks["second"].Output))
+			left, err := os.ReadDir(tmp)
+			require.NoError(t, err)
+			var names []string
+			for _, e := range left {
+				names = append(names, e.Name())
+			}
+			assert.Empty(t, names, "scratch directories left in $TMPDIR after the run")
+		})
+	}
+}
+
+// WASI's random_get gives every task fresh, unpredictable bytes: two tasks
+// of a run, and the same task in two runs, never draw the same.
+func TestRandomIsNotDeterministic(t *testing.T) {
+	dir := probeProject(t, "name: random\ntasks:\n  a: {executor: rust, config_file: tasks/random.yaml}\n  b: {executor: rust, config_file: tasks/random.yaml}\n")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", "random.yaml"), []byte("module: modules/probe.wasm\nparams: {action: random}\n"), 0o644))
+	for _, engine := range runtime.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			seen := map[string]string{}
+			for run := 1; run <= 2; run++ {
+				r := ork(t, dir, "run", "wf.yaml", "--json", "--engine", engine)
+				require.Equal(t, 0, r.code, r.stderr)
+				s := decodeSummary(t, r)
+				for _, task := range []string{"a", "b"} {
+					var out struct{ Hex string }
+					require.NoError(t, json.Unmarshal(s.Tasks[task].Output, &out))
+					require.Regexp(t, `^[0-9a-f]{64}$`, out.Hex)
+					assert.NotEqual(t, strings.Repeat("0", 64), out.Hex)
+					who := fmt.Sprintf("task %s of run %d", task, run)
+					if other, ok := seen[out.Hex]; ok {
+						t.Errorf("%s drew the same random bytes as %s: %s", who, other, out.Hex)
+					}
+					seen[out.Hex] = who
+				}
+			}
+		})
+	}
 }
 
 func TestInterruptCancelsRunningSandboxes(t *testing.T) {

@@ -262,7 +262,7 @@ func TestTimeoutIsItsOwnExitReason(t *testing.T) {
 	shown := showRun(t, dir, s.RunID)
 	assert.Equal(t, "failed", shown.Tasks["slow"].Status)
 	require.NotNil(t, shown.Tasks["slow"].Error)
-	assert.Equal(t, "timed out after 1s (sandbox.timeout)", *shown.Tasks["slow"].Error)
+	assert.Regexp(t, `^timed out after 1s( in .+)? \(executors.quick.sandbox.timeout in ork.yaml\)$`, *shown.Tasks["slow"].Error)
 	r = ork(t, dir, "runs", "show", s.RunID)
 	assert.Regexp(t, `slow +failed +1 +[0-9.]+s +(wazero|wasmtime) +timeout: timed out after 1s`, r.stdout)
 }

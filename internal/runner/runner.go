@@ -636,6 +636,51 @@ func retryPolicy(pt *planned) project.Retries {
 	return project.NoRetries
 }
 
+// taskPolicy is the sandbox policy of a task of wf run by executor ex:
+// ork's defaults (256 MiB of memory, 10 minutes, no environment, no CPU
+// limit; a sandbox has no network in any case), changed by the executor's
+// sandbox settings and the task's own timeout; the project mounted read-only
+// at /, the task's scratch and output directories writable, and the
+// executor's extra read-only mounts; the environment variables the executor
+// passes through that are set.
+func taskPolicy(proj *project.Project, wf *project.Workflow, task *project.Task, ex *project.Executor, scratch, outDir string) runtime.Policy {
+	sb := ex.Sandbox
+	policy := runtime.Policy{MemoryBytes: sb.MemoryBytes, CPU: sb.CPU}
+	if policy.MemoryBytes == 0 {
+		policy.MemoryBytes = runtime.DefaultMemoryBytes
+	}
+	projectFile := "ork.yaml"
+	if ex.Pos.File != "" {
+		projectFile = ex.Pos.File
+	}
+	switch {
+	case task.Timeout > 0:
+		policy.Timeout = task.Timeout
+		policy.TimeoutFrom = fmt.Sprintf("the timeout of task %q in %s", task.Name, wf.Rel)
+	case sb.Timeout > 0:
+		policy.Timeout = sb.Timeout
+		policy.TimeoutFrom = fmt.Sprintf("executors.%s.sandbox.timeout in %s", ex.Name, projectFile)
+	default:
+		policy.Timeout = runtime.DefaultTimeout
+		policy.TimeoutFrom = fmt.Sprintf("the default timeout; set timeout on task %q in %s or executors.%s.sandbox.timeout in %s to change it",
+			task.Name, wf.Rel, ex.Name, projectFile)
+	}
+	policy.Mounts = append(policy.Mounts,
+		runtime.Mount{HostPath: proj.Root, GuestPath: "/"},
+		runtime.Mount{HostPath: scratch, GuestPath: abi.ScratchDir, Writable: true},
+		runtime.Mount{HostPath: outDir, GuestPath: abi.OutputDir, Writable: true},
+	)
+	for _, m := range sb.Mounts {
+		policy.Mounts = append(policy.Mounts, runtime.Mount{HostPath: m.HostPath, GuestPath: m.GuestPath})
+	}
+	for _, k := range sb.Env {
+		if v, ok := os.LookupEnv(k); ok {
+			policy.Env = append(policy.Env, k+"="+v)
+		}
+	}
+	return policy
+}
+
 func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.Workflow, pt *planned, upstream map[string]any, attempt int, opts Options, obs Observer, rec *recorder) (res *TaskResult) {
 	name := pt.task.Name
 	res = &TaskResult{Attempts: attempt, Output: json.RawMessage("null"), Metrics: []abi.Metric{}, Engine: pt.host.Engine()}
@@ -732,24 +777,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 		Capabilities:   pt.caps,
 	}, "ork/"+opts.Version, tl)
 
-	sb := pt.executor.Sandbox
-	policy := runtime.Policy{MemoryBytes: sb.MemoryBytes, Timeout: sb.Timeout, CPU: sb.CPU}
-	if pt.task.Timeout > 0 {
-		policy.Timeout = pt.task.Timeout
-	}
-	policy.Mounts = append(policy.Mounts,
-		runtime.Mount{HostPath: r.proj.Root, GuestPath: "/"},
-		runtime.Mount{HostPath: scratch, GuestPath: abi.ScratchDir, Writable: true},
-		runtime.Mount{HostPath: outDir, GuestPath: abi.OutputDir, Writable: true},
-	)
-	for _, m := range sb.Mounts {
-		policy.Mounts = append(policy.Mounts, runtime.Mount{HostPath: m.HostPath, GuestPath: m.GuestPath})
-	}
-	for _, k := range sb.Env {
-		if v, ok := os.LookupEnv(k); ok {
-			policy.Env = append(policy.Env, k+"="+v)
-		}
-	}
+	policy := taskPolicy(r.proj, wf, pt.task, pt.executor, scratch, outDir)
 	args := []string{name}
 	var pyEnv []string // the interpreter's own environment (a snapshot boots with it)
 	if pt.python != nil {

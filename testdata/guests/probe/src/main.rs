@@ -121,12 +121,13 @@ fn probe(ctx: &Context, upstream: &Value, params: Params) -> Result<Value> {
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
             Ok(json!({ "unix_ms": now.as_millis() as u64 }))
         }
+        "random" => random(),
         "http" => http(ctx, params),
         "secret" => secret(ctx, params),
         "sql_execute" => sql(ctx, params, false),
         "sql_query" => sql(ctx, params, true),
         other => ork::bail!(
-            "unknown action {:?}: use echo, fail, panic, alloc, spin, sleep, read_file, write_file, list_dir, env, net, exit, trap, time, http, secret, sql_execute or sql_query",
+            "unknown action {:?}: use echo, fail, panic, alloc, spin, sleep, read_file, write_file, list_dir, env, net, exit, trap, time, random, http, secret, sql_execute or sql_query",
             other
         ),
     }
@@ -312,6 +313,26 @@ fn list_dir(path: &str) -> std::io::Result<Value> {
     }
     entries.sort();
     Ok(json!({ "entries": entries }))
+}
+
+/// `random`: 32 bytes from WASI's random_get, straight from the host (not
+/// through a library that could seed a generator of its own), as hex.
+fn random() -> Result<Value> {
+    let mut buf = [0u8; 32];
+    #[cfg(target_arch = "wasm32")]
+    {
+        #[link(wasm_import_module = "wasi_snapshot_preview1")]
+        extern "C" {
+            fn random_get(buf: *mut u8, len: usize) -> u16;
+        }
+        // SAFETY: the host writes exactly buf.len() bytes into buf.
+        let errno = unsafe { random_get(buf.as_mut_ptr(), buf.len()) };
+        if errno != 0 {
+            ork::bail!("random_get failed with errno {}", errno);
+        }
+    }
+    let hex: String = buf.iter().map(|b| format!("{:02x}", b)).collect();
+    Ok(json!({ "hex": hex }))
 }
 
 /// Executes `unreachable`, so the trap names this function.
