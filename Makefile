@@ -46,10 +46,10 @@ deps:
 test: python-wasm
 	$(RUST_ENV) $(GO) test -count=1 -timeout 25m ./...
 
-## examples: run every example project (with the installed ork when there is one)
+## examples: run every example project (with the installed ork when there is one, else a fresh bin/ork)
 ORK ?= $(shell command -v ork 2>/dev/null || echo $(CURDIR)/bin/ork)
 examples:
-	@test -x "$(ORK)" || $(MAKE) build
+	@if [ "$(ORK)" = "$(CURDIR)/bin/ork" ]; then $(MAKE) --no-print-directory build; fi
 	@ork="$$(realpath "$(ORK)")"; for ex in examples/*/; do \
 		if [ -f "$$ex/requirements.txt" ]; then \
 			echo "== (cd $$ex && $$ork python install -r requirements.txt)"; \

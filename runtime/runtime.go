@@ -44,6 +44,9 @@ type Policy struct {
 	// exceeds it, e.g. `executors.csv.sandbox.timeout in ork.yaml`; "" names
 	// sandbox.timeout, or the default when Timeout is 0.
 	TimeoutFrom string
+	// MemoryFrom says where MemoryBytes was set, in the same way as
+	// TimeoutFrom; "" names sandbox.memory, or the default when it is 0.
+	MemoryFrom string
 	// CPU is the fuel the task may consume (sandbox.cpu): about one unit per
 	// WebAssembly instruction it executes; 0 = unlimited. Only the wasmtime
 	// engine can meter it: wazero refuses a task with a CPU limit.
@@ -80,6 +83,17 @@ func (p Policy) timeoutFrom() string {
 		return "the default timeout"
 	}
 	return "sandbox.timeout"
+}
+
+// MemoryLimitFrom names the setting the memory limit came from.
+func (p Policy) MemoryLimitFrom() string {
+	switch {
+	case p.MemoryFrom != "":
+		return p.MemoryFrom
+	case p.MemoryBytes == 0:
+		return "the default memory limit"
+	}
+	return "sandbox.memory"
 }
 
 func (p Policy) timeout() time.Duration {
@@ -354,11 +368,11 @@ func classify(parent context.Context, t Task, g guestError, memBytes, limit uint
 	// close to the limit is, in practice, one too.
 	if m := allocFailed.FindString(stderrTail); m != "" {
 		return &Failure{Reason: ReasonMemory, Function: fn,
-			Message: fmt.Sprintf("exceeded the memory limit of %s (sandbox.memory): %s", FormatBytes(limit), m)}
+			Message: fmt.Sprintf("exceeded the memory limit of %s (%s): %s", FormatBytes(limit), t.Policy.MemoryLimitFrom(), m)}
 	}
 	if limit > 0 && memBytes+4*pageSize >= limit {
 		return &Failure{Reason: ReasonMemory, Function: fn,
-			Message: fmt.Sprintf("exceeded the memory limit of %s (sandbox.memory): %s", FormatBytes(limit), first)}
+			Message: fmt.Sprintf("exceeded the memory limit of %s (%s): %s", FormatBytes(limit), t.Policy.MemoryLimitFrom(), first)}
 	}
 	where := ""
 	if fn != "" {

@@ -58,7 +58,7 @@ func conformanceCases(addr string) []conformanceCase {
 		{"alloc_small", "{action: alloc, mb: 8}", true, func(t *testing.T, out map[string]any, _ string) {
 			assert.EqualValues(t, 8, out["allocated_mb"])
 		}},
-		{"alloc_big", "{action: alloc, mb: 200}", false, errContains("exceeded the memory limit of 64 MiB (sandbox.memory)")},
+		{"alloc_big", "{action: alloc, mb: 200}", false, errContains("exceeded the memory limit of 64 MiB (executors.probe.sandbox.memory in ork.yaml)")},
 		{"spin", "{action: spin}", false, func(t *testing.T, _ map[string]any, e string) {
 			// wasmtime names the guest function it stopped, wazero cannot.
 			assert.Regexp(t, `^timed out after 3s( in .+)? \(the timeout of task "spin" in wf.yaml\)$`, e)

@@ -295,8 +295,8 @@ tasks:
 				require.NotNil(t, task.Error, name)
 				errs[name] = *task.Error
 			}
-			assert.Contains(t, errs["memory"], "exceeded the memory limit of 32 MiB (sandbox.memory)")
-			assert.Contains(t, errs["default_memory"], "exceeded the memory limit of 256 MiB (sandbox.memory)")
+			assert.Contains(t, errs["memory"], "exceeded the memory limit of 32 MiB (executors.limited.sandbox.memory in ork.yaml)")
+			assert.Contains(t, errs["default_memory"], "exceeded the memory limit of 256 MiB (the default memory limit; set executors.rust.sandbox.memory in ork.yaml to change it)")
 			// The error names the setting that applied; wasmtime also names
 			// the guest function it stopped (wazero cannot).
 			assert.Regexp(t, `^timed out after 300ms( in \S+)? \(the timeout of task "time" in wf.yaml\)$`, errs["time"])

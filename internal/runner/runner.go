@@ -646,12 +646,15 @@ func retryPolicy(pt *planned) project.Retries {
 func taskPolicy(proj *project.Project, wf *project.Workflow, task *project.Task, ex *project.Executor, scratch, outDir string) runtime.Policy {
 	sb := ex.Sandbox
 	policy := runtime.Policy{MemoryBytes: sb.MemoryBytes, CPU: sb.CPU}
-	if policy.MemoryBytes == 0 {
-		policy.MemoryBytes = runtime.DefaultMemoryBytes
-	}
 	projectFile := "ork.yaml"
 	if ex.Pos.File != "" {
 		projectFile = ex.Pos.File
+	}
+	if policy.MemoryBytes == 0 {
+		policy.MemoryBytes = runtime.DefaultMemoryBytes
+		policy.MemoryFrom = fmt.Sprintf("the default memory limit; set executors.%s.sandbox.memory in %s to change it", ex.Name, projectFile)
+	} else {
+		policy.MemoryFrom = fmt.Sprintf("executors.%s.sandbox.memory in %s", ex.Name, projectFile)
 	}
 	switch {
 	case task.Timeout > 0:
@@ -835,7 +838,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 			if limit == 0 {
 				limit = runtime.DefaultMemoryBytes
 			}
-			return fail(runtime.ReasonMemory, fmt.Sprintf("exceeded the memory limit of %s (sandbox.memory): %s", runtime.FormatBytes(limit), rep.Message))
+			return fail(runtime.ReasonMemory, fmt.Sprintf("exceeded the memory limit of %s (%s): %s", runtime.FormatBytes(limit), policy.MemoryLimitFrom(), rep.Message))
 		}
 		return fail(failureReason(f, rep), failureMessage(f, rep, stderr.last))
 	}
