@@ -146,10 +146,10 @@ tasks:
 	r = ork(t, dir, "runs", "show", s.RunID, "--attempts")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Regexp(t, `(?m)^TASK +ATTEMPT +STATUS +REASON +STARTED +DURATION +ERROR$`, r.stdout)
-	assert.Regexp(t, `(?m)^flaky +1 +failed +exit +\d{4}-\d\d-\d\d [0-9:.]+ +[0-9.]+m?s +RuntimeError: attempt 1 fails`, r.stdout)
-	assert.Regexp(t, `(?m)^flaky +2 +failed +exit +.* +RuntimeError: attempt 2 fails`, r.stdout)
+	assert.Regexp(t, `(?m)^flaky +1 +failed +exception +\d{4}-\d\d-\d\d [0-9:.]+ +[0-9.]+m?s +RuntimeError: attempt 1 fails`, r.stdout)
+	assert.Regexp(t, `(?m)^flaky +2 +failed +exception +.* +RuntimeError: attempt 2 fails`, r.stdout)
 	assert.Regexp(t, `(?m)^flaky +3 +succeeded +- +.* +-$`, r.stdout)
-	assert.Regexp(t, `(?m)^hopeless +2 +failed +exit +.*RuntimeError: always`, r.stdout)
+	assert.Regexp(t, `(?m)^hopeless +2 +failed +exception +.*RuntimeError: always`, r.stdout)
 	r = ork(t, dir, "runs", "show", s.RunID, "--attempts", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	var withAttempts struct {
@@ -178,7 +178,7 @@ tasks:
 		assert.Greater(t, a.DurationMS, 0.0)
 	}
 	assert.Equal(t, "failed", hist[0].Status)
-	assert.Equal(t, "exit", hist[0].Reason)
+	assert.Equal(t, "exception", hist[0].Reason)
 	require.NotNil(t, hist[0].Error)
 	assert.Contains(t, *hist[0].Error, "attempt 1 fails")
 	assert.Equal(t, "succeeded", hist[2].Status)
@@ -768,8 +768,8 @@ func TestOTLPPush(t *testing.T) {
 	assert.True(t, names["rows"], "names: %v", names)
 	assert.True(t, names["ork.tasks"], "names: %v", names)
 	assert.Equal(t, map[string]int64{
-		"status=succeeded,task=t":          1,
-		"reason=exit,status=failed,task=f": 1,
+		"status=succeeded,task=t":               1,
+		"reason=exception,status=failed,task=f": 1,
 	}, tasks)
 	assert.True(t, names["ork.task.duration"], "names: %v", names)
 }

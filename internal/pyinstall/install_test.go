@@ -269,7 +269,10 @@ func TestPythonInstallLocalWheels(t *testing.T) {
 	t.Run("native", func(t *testing.T) {
 		t.Parallel()
 		target := filepath.Join(t.TempDir(), "vendor")
-		_, err := Install(context.Background(), Options{Target: target, Packages: []string{pure, native}, Verifier: &fakeVerifier{}, Log: &testLog{t: t}})
+		// Installed without its .so, the package fails to import in the
+		// sandbox, as the real one would (from ._core import *).
+		v := &fakeVerifier{fail: map[string]string{"ork_test_native": "ModuleNotFoundError: No module named 'ork_test_native._core'"}}
+		_, err := Install(context.Background(), Options{Target: target, Packages: []string{pure, native}, Verifier: v, Log: &testLog{t: t}})
 		require.Error(t, err)
 		assert.Equal(t, "ork-test-native 2.0 cannot run in the sandbox: it needs native code (ork_test_native/_core.cpython-312-x86_64-linux-gnu.so), and ork's Python runs in WebAssembly, which can only run pure-Python packages", err.Error())
 		assert.NoDirExists(t, target)
