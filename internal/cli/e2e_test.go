@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,6 +63,87 @@ func ork(t *testing.T, dir string, args ...string) result {
 		require.NoError(t, err)
 	}
 	return result{code, stdout.String(), stderr.String()}
+}
+
+// syncBuffer is a buffer a test may read while a child process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// bgOrk is an ork process a test started and that keeps running beside it.
+type bgOrk struct {
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+}
+
+// startOrk starts ork in dir without waiting for it.
+func startOrk(t *testing.T, dir string, args ...string) *bgOrk {
+	t.Helper()
+	b := &bgOrk{cmd: exec.Command(orkBin, args...)}
+	b.cmd.Dir = dir
+	b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
+	require.NoError(t, b.cmd.Start())
+	t.Cleanup(func() {
+		if b.cmd.ProcessState == nil {
+			_ = b.cmd.Process.Kill()
+			_ = b.cmd.Wait()
+		}
+	})
+	return b
+}
+
+// waitFor waits until text shows on the process's stdout or stderr.
+func (b *bgOrk) waitFor(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(b.stdout.String()+b.stderr.String(), text) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.FailNow(t, "ork never printed "+strconv.Quote(text), "stdout:\n%s\nstderr:\n%s", b.stdout.String(), b.stderr.String())
+}
+
+// wait waits for the process to exit and returns what it printed.
+func (b *bgOrk) wait(t *testing.T) result {
+	t.Helper()
+	err := b.cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return result{code, b.stdout.String(), b.stderr.String()}
+}
+
+// onlyRun returns the id and status `ork runs list` shows for the project's
+// one run.
+func onlyRun(t *testing.T, dir string) (id, status string) {
+	t.Helper()
+	r := ork(t, dir, "runs", "list", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var runs []struct {
+		RunID  string `json:"run_id"`
+		Status string `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
+	require.Len(t, runs, 1)
+	return runs[0].RunID, runs[0].Status
 }
 
 type summary struct {
@@ -405,25 +488,15 @@ tasks:
     config_file: tasks/echo.yaml
     depends_on: [spin]
 `)
-	cmd := exec.Command(orkBin, "run", "wf.yaml", "--json")
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	require.NoError(t, cmd.Start())
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(stderr.String(), "spin   started") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	require.Contains(t, stderr.String(), "spin   started")
+	run := startOrk(t, dir, "run", "wf.yaml", "--json")
+	run.waitFor(t, "spin   started")
 	sent := time.Now()
-	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	err := cmd.Wait()
+	require.NoError(t, run.cmd.Process.Signal(syscall.SIGINT))
+	r := run.wait(t)
 	elapsed := time.Since(sent)
-	ee, ok := err.(*exec.ExitError)
-	require.True(t, ok, "expected a non-zero exit, got %v", err)
-	assert.Equal(t, 130, ee.ExitCode(), stderr.String())
+	assert.Equal(t, 130, r.code, r.stderr)
 	assert.Less(t, elapsed, 10*time.Second)
-	s := decodeSummary(t, result{stdout: stdout.String(), stderr: stderr.String()})
+	s := decodeSummary(t, r)
 	assert.Equal(t, "cancelled", s.Status)
 	assert.Equal(t, "cancelled", s.Tasks["spin"].Status)
 	assert.Equal(t, "skipped", s.Tasks["later"].Status)

@@ -369,31 +369,16 @@ tasks:
 		"b": "import time\ndef run(ctx, upstream):\n    if ctx.attempt == 1:\n        time.sleep(60)\n    return {'b': ctx.attempt, 'a': upstream['a']}\n",
 		"c": "def run(ctx, upstream):\n    return {'c': 1, 'b': upstream['b']}\n",
 	})
-	cmd := exec.Command(orkBin, "run", "wf.yaml")
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(out.String(), "b  started") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	require.Contains(t, out.String(), "b  started")
+	run := startOrk(t, dir, "run", "wf.yaml")
+	run.waitFor(t, "b  started")
 	time.Sleep(300 * time.Millisecond)
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	_ = cmd.Wait()
+	require.NoError(t, run.cmd.Process.Signal(syscall.SIGKILL))
+	_ = run.cmd.Wait()
 
-	r := ork(t, dir, "runs", "list", "--json")
-	require.Equal(t, 0, r.code, r.stderr)
-	var runs []struct {
-		RunID  string `json:"run_id"`
-		Status string `json:"status"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
-	require.Len(t, runs, 1)
-	assert.Equal(t, "interrupted", runs[0].Status)
+	id, status := onlyRun(t, dir)
+	assert.Equal(t, "interrupted", status)
 
-	r = ork(t, dir, "run", "wf.yaml", "--resume", runs[0].RunID, "--json")
+	r := ork(t, dir, "run", "wf.yaml", "--resume", id, "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	s := decodeSummary(t, r)
 	assert.Equal(t, 1, s.Tasks["a"].Attempts)
@@ -414,32 +399,19 @@ tasks:
 func TestResumeOfALiveRunIsRefused(t *testing.T) {
 	dir := pyTasks(t, "executors: {}\n", "name: live\ntasks:\n  slow: {executor: python, config_file: tasks/slow.yaml}\n",
 		map[string]string{"slow": "import time\ndef run(ctx, upstream):\n    print('slow ran', flush=True)\n    time.sleep(3)\n    return {'attempt': ctx.attempt}\n"})
-	cmd := exec.Command(orkBin, "run", "wf.yaml", "--json")
-	cmd.Dir = dir
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	require.NoError(t, cmd.Start())
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(errOut.String(), "slow ran") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	require.Contains(t, errOut.String(), "slow ran")
-	r := ork(t, dir, "runs", "list", "--json")
-	var runs []struct {
-		RunID string `json:"run_id"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
-	require.Len(t, runs, 1)
-	id := runs[0].RunID
+	run := startOrk(t, dir, "run", "wf.yaml", "--json")
+	run.waitFor(t, "slow ran")
+	id, _ := onlyRun(t, dir)
 
-	r = ork(t, dir, "run", "wf.yaml", "--resume", id)
+	r := ork(t, dir, "run", "wf.yaml", "--resume", id)
 	assert.Equal(t, 2, r.code, r.stderr)
 	host, _ := os.Hostname()
-	assert.Contains(t, r.stderr, fmt.Sprintf("run %s is still running in process %d on host %s", id, cmd.Process.Pid, host))
+	assert.Contains(t, r.stderr, fmt.Sprintf("run %s is still running in process %d on host %s", id, run.cmd.Process.Pid, host))
 	assert.Contains(t, r.stderr, "wait for it to finish, or stop that process")
 
-	require.NoError(t, cmd.Wait(), errOut.String())
-	s := decodeSummary(t, result{stdout: out.String(), stderr: errOut.String()})
+	first := run.wait(t)
+	require.Equal(t, 0, first.code, first.stderr)
+	s := decodeSummary(t, first)
 	assert.Equal(t, "succeeded", s.Status)
 	shown := showRun(t, dir, id)
 	assert.Equal(t, "succeeded", shown.Status)
@@ -465,31 +437,14 @@ tasks:
 		"b": "import os, time\ndef run(ctx, upstream):\n    print(f'b attempt {ctx.attempt}', flush=True)\n    while not os.path.exists('go.flag'):\n        time.sleep(0.05)\n    return {'a': upstream['a']['made_at']}\n",
 		"c": "def run(ctx, upstream):\n    return upstream['b']\n",
 	})
-	cmd := exec.Command(orkBin, "run", "wf.yaml")
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(out.String(), "b attempt 1") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	require.Contains(t, out.String(), "b attempt 1")
-	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee, out.String())
-	assert.Equal(t, 130, ee.ExitCode(), out.String())
+	run := startOrk(t, dir, "run", "wf.yaml")
+	run.waitFor(t, "b attempt 1")
+	require.NoError(t, run.cmd.Process.Signal(syscall.SIGINT))
+	interrupted := run.wait(t)
+	assert.Equal(t, 130, interrupted.code, interrupted.stdout+interrupted.stderr)
 
-	r := ork(t, dir, "runs", "list", "--json")
-	var runs []struct {
-		RunID  string `json:"run_id"`
-		Status string `json:"status"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
-	require.Len(t, runs, 1)
-	assert.Equal(t, "cancelled", runs[0].Status)
-	id := runs[0].RunID
+	id, status := onlyRun(t, dir)
+	assert.Equal(t, "cancelled", status)
 	before := showRun(t, dir, id)
 	assert.Equal(t, "succeeded", before.Tasks["a"].Status)
 	assert.Equal(t, "cancelled", before.Tasks["b"].Status)
@@ -511,7 +466,7 @@ tasks:
 	assert.Equal(t, []string{"succeeded"}, db.statuses(t, id, "a"), "a ran once")
 	assert.Equal(t, []string{"cancelled", "succeeded"}, db.statuses(t, id, "b"))
 	assert.Equal(t, []string{"succeeded"}, db.statuses(t, id, "c"))
-	r = ork(t, dir, "logs", id, "a")
+	r := ork(t, dir, "logs", id, "a")
 	assert.Equal(t, 1, strings.Count(r.stdout, "a ran"))
 	shown := ork(t, dir, "runs", "show", id, "--json")
 	require.Equal(t, 0, shown.code, shown.stderr)
@@ -684,25 +639,13 @@ func TestRunsListByEffectiveStatus(t *testing.T) {
 func TestLogsFollowStreamsARunningTask(t *testing.T) {
 	dir := pyTasks(t, "executors: {}\n", "name: f\ntasks:\n  slow: {executor: python, config_file: tasks/slow.yaml}\n",
 		map[string]string{"slow": "import time, sys\ndef run(ctx, upstream):\n    for i in range(5):\n        print(f'tick {i}', flush=True)\n        time.sleep(0.3)\n    return i\n"})
-	cmd := exec.Command(orkBin, "run", "wf.yaml", "--json")
-	cmd.Dir = dir
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	require.NoError(t, cmd.Start())
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(errOut.String(), "tick 0") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	r := ork(t, dir, "runs", "list", "--json")
-	var runs []struct {
-		RunID  string `json:"run_id"`
-		Status string `json:"status"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs))
-	require.Len(t, runs, 1)
-	assert.Equal(t, "running", runs[0].Status)
-	r = ork(t, dir, "logs", runs[0].RunID, "--follow")
-	require.NoError(t, cmd.Wait())
+	run := startOrk(t, dir, "run", "wf.yaml", "--json")
+	run.waitFor(t, "tick 0")
+	id, status := onlyRun(t, dir)
+	assert.Equal(t, "running", status)
+	r := ork(t, dir, "logs", id, "--follow")
+	done := run.wait(t)
+	require.Equal(t, 0, done.code, done.stderr)
 	for i := 0; i < 5; i++ {
 		assert.Contains(t, r.stdout, fmt.Sprintf("tick %d", i))
 	}

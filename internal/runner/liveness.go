@@ -36,10 +36,37 @@ func RunLiveness(r store.Run) Liveness {
 	if host, _ := os.Hostname(); host != r.Host {
 		return ProcessUnknown
 	}
-	if processAlive(r.PID) {
+	if processAlive(r.PID) && sameProcess(r.PID, r.Proc) {
 		return ProcessAlive
 	}
 	return ProcessGone
+}
+
+// ProcessIdentity tells a process apart from a later one with the same pid:
+// the boot id and the process's start time in clock ticks since boot, read
+// from /proc. It is "" where there is no /proc (the pid alone is used then).
+func ProcessIdentity(pid int) string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	fields := procStat(pid)
+	// Field 22 of /proc/PID/stat, counting from 1; fields[0] is field 3.
+	if len(fields) < 20 {
+		return ""
+	}
+	return strings.TrimSpace(string(boot)) + "/" + fields[19]
+}
+
+// sameProcess tells whether pid is still the process recorded as proc. A
+// run recorded without an identity, or a system without /proc, can only
+// go by the pid.
+func sameProcess(pid int, proc string) bool {
+	if proc == "" {
+		return true
+	}
+	now := ProcessIdentity(pid)
+	return now == "" || now == proc
 }
 
 // EffectiveStatus is a run's recorded status, except that a run whose ork
@@ -64,17 +91,24 @@ func processAlive(pid int) bool {
 
 // isZombie reads the process state from /proc where there is one (Linux).
 func isZombie(pid int) bool {
+	fields := procStat(pid)
+	return len(fields) > 0 && fields[0] == "Z"
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name,
+// from the state (field 3) on; nil where there is none.
+func procStat(pid int) []string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return nil
 	}
 	// pid (comm) state ...; comm may hold spaces and parentheses.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 || i+2 >= len(s) {
-		return false
+		return nil
 	}
-	return s[i+2] == 'Z'
+	return strings.Fields(s[i+2:])
 }
 
 // liveError explains why a run whose process may still be running cannot be

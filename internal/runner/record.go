@@ -58,7 +58,7 @@ func (r *recorder) createRun(ctx context.Context, wf *project.Workflow, p *proje
 	return r.st.CreateRun(ctx, store.Run{
 		ID: r.runID, Workflow: wf.Name, WorkflowFile: p.Rel(wf.File), WorkflowDigest: digest,
 		Params: params, Status: "running", StartedAt: time.Now(), OrkVersion: opts.Version,
-		Host: host, PID: os.Getpid(), Tasks: taskOrder(wf),
+		Host: host, PID: os.Getpid(), Proc: ProcessIdentity(os.Getpid()), Tasks: taskOrder(wf),
 	})
 }
 
@@ -90,7 +90,7 @@ func (r *recorder) resumeRun(ctx context.Context, wf *project.Workflow) error {
 		return liveError(*run)
 	}
 	host, _ := os.Hostname()
-	if err := r.st.ClaimRun(ctx, *run, os.Getpid(), host, taskOrder(wf)); err != nil {
+	if err := r.st.ClaimRun(ctx, *run, os.Getpid(), host, ProcessIdentity(os.Getpid()), taskOrder(wf)); err != nil {
 		if errors.Is(err, store.ErrClaimed) {
 			return fmt.Errorf("run %s was resumed by another ork process at the same moment; `ork runs show %s` shows it", r.runID, r.runID)
 		}

@@ -41,11 +41,11 @@ func (s *Store) CreateRun(ctx context.Context, r Run) error {
 		return fmt.Errorf("recording run %s: tasks: %w", r.ID, err)
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO runs
-		(id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid, tasks)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid, tasks, proc)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		r.ID, r.Workflow, r.WorkflowFile, r.WorkflowDigest, params, r.Status,
-		fmtTime(r.StartedAt), fmtTimePtr(r.EndedAt), r.OrkVersion, r.Host, r.PID, tasks)
+		fmtTime(r.StartedAt), fmtTimePtr(r.EndedAt), r.OrkVersion, r.Host, r.PID, tasks, r.Proc)
 	if err != nil {
 		return fmt.Errorf("recording run %s: %w", r.ID, err)
 	}
@@ -80,18 +80,18 @@ func (s *Store) UpdateRun(ctx context.Context, id, status string, endedAt *time.
 
 // ClaimRun makes the calling process the one running run prev.ID again: it
 // sets the status to running, clears the end time and records pid and host
-// (and the task list, unless tasks is nil), provided the run's status, pid
-// and host are still those of prev. Otherwise another process got there
+// (and the task list, unless tasks is nil), provided the run's status, pid,
+// host and process identity are still those of prev. Otherwise another process got there
 // first, and it fails with ErrClaimed.
-func (s *Store) ClaimRun(ctx context.Context, prev Run, pid int, host string, tasks []string) error {
+func (s *Store) ClaimRun(ctx context.Context, prev Run, pid int, host, proc string, tasks []string) error {
 	list, err := jsonList(tasks)
 	if err != nil {
 		return fmt.Errorf("resuming run %s: tasks: %w", prev.ID, err)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = 'running', ended_at = NULL, pid = ?, host = ?,
+	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = 'running', ended_at = NULL, pid = ?, host = ?, proc = ?,
 		tasks = coalesce(?, tasks)
-		WHERE id = ? AND status = ? AND pid = ? AND host = ?`,
-		pid, host, list, prev.ID, prev.Status, prev.PID, prev.Host)
+		WHERE id = ? AND status = ? AND pid = ? AND host = ? AND proc = ?`,
+		pid, host, proc, list, prev.ID, prev.Status, prev.PID, prev.Host, prev.Proc)
 	if err != nil {
 		return fmt.Errorf("resuming run %s: %w", prev.ID, err)
 	}
@@ -106,7 +106,7 @@ func (s *Store) ClaimRun(ctx context.Context, prev Run, pid int, host string, ta
 	return nil
 }
 
-const runColumns = `id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid, tasks`
+const runColumns = `id, workflow, workflow_file, workflow_digest, params, status, started_at, ended_at, ork_version, host, pid, tasks, proc`
 
 func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
 	var (
@@ -117,7 +117,7 @@ func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
 		err           error
 	)
 	if err := sc.Scan(&r.ID, &r.Workflow, &r.WorkflowFile, &r.WorkflowDigest, &params, &r.Status,
-		&started, &ended, &r.OrkVersion, &r.Host, &r.PID, &tasks); err != nil {
+		&started, &ended, &r.OrkVersion, &r.Host, &r.PID, &tasks, &r.Proc); err != nil {
 		return nil, err
 	}
 	if tasks.Valid {

@@ -67,6 +67,7 @@ type Run struct {
 	OrkVersion     string
 	Host           string   // hostname
 	PID            int      // the ork process running it (to show runs whose process died as "interrupted")
+	Proc           string   // that process beyond its pid (boot id and start time, on Linux); "" when unknown
 	Tasks          []string // the workflow's task names in its order; nil for runs recorded before schema v4
 }
 

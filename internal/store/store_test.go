@@ -694,23 +694,29 @@ func TestClaimRun(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
 	r := sampleRun("r1")
-	r.Status, r.PID, r.Host = "running", 100, "h1"
+	r.Status, r.PID, r.Host, r.Proc = "running", 100, "h1", "boot-a/1000"
 	require.NoError(t, s.CreateRun(ctx, r))
 	prev, err := s.GetRun(ctx, "r1")
 	require.NoError(t, err)
-	require.NoError(t, s.ClaimRun(ctx, *prev, 200, "h2", []string{"x", "y"}))
-	err = s.ClaimRun(ctx, *prev, 300, "h3", nil)
+	assert.Equal(t, "boot-a/1000", prev.Proc)
+	require.NoError(t, s.ClaimRun(ctx, *prev, 200, "h2", "boot-a/2000", []string{"x", "y"}))
+	err = s.ClaimRun(ctx, *prev, 300, "h3", "", nil)
 	require.ErrorIs(t, err, ErrClaimed)
 	got, err := s.GetRun(ctx, "r1")
 	require.NoError(t, err)
 	assert.Equal(t, 200, got.PID)
 	assert.Equal(t, "h2", got.Host)
+	assert.Equal(t, "boot-a/2000", got.Proc)
+	// The same pid and host with another process identity is another claim.
+	stale := *got
+	stale.Proc = "boot-b/5"
+	require.ErrorIs(t, s.ClaimRun(ctx, stale, 300, "h3", "", nil), ErrClaimed)
 	assert.Equal(t, "running", got.Status)
 	assert.Nil(t, got.EndedAt)
 	assert.Equal(t, []string{"x", "y"}, got.Tasks)
-	require.ErrorIs(t, s.ClaimRun(ctx, Run{ID: "nope"}, 1, "h", nil), ErrNotFound)
+	require.ErrorIs(t, s.ClaimRun(ctx, Run{ID: "nope"}, 1, "h", "", nil), ErrNotFound)
 	// nil tasks keep the recorded list.
-	require.NoError(t, s.ClaimRun(ctx, *got, 201, "h2", nil))
+	require.NoError(t, s.ClaimRun(ctx, *got, 201, "h2", "", nil))
 	got, err = s.GetRun(ctx, "r1")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"x", "y"}, got.Tasks)
