@@ -148,20 +148,8 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	}
 	hosts := runtime.NewHosts("", runtime.WithCacheDir(dir), runtime.WithVersion(Version))
 	defer hosts.Close(context.Background())
-	r := runner.New(p, hosts, cargo.New(dir, progressOut), dir)
-	r.Engine = opts.Engine
-	defer r.Close()
-	plan, err := r.Prepare(ctx, wf)
-	if err != nil {
-		if ctx.Err() != nil {
-			return &ExitError{Code: ExitCancelled, Err: errors.New("interrupted while preparing the run")}
-		}
-		var pe *project.Error
-		if errors.As(err, &pe) {
-			return usageErr(err)
-		}
-		return failedErr(err)
-	}
+	// Everything that can refuse the run cheaply comes before building
+	// modules and snapshots, which can take minutes.
 	params, err := parseParams(opts.Params)
 	if err != nil {
 		return usageErr(err)
@@ -180,6 +168,20 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 			return usageErr(err)
 		}
 		ropts.RunID, ropts.Resume, ropts.Params = run.ID, true, run.Params
+	}
+	r := runner.New(p, hosts, cargo.New(dir, progressOut), dir)
+	r.Engine = opts.Engine
+	defer r.Close()
+	plan, err := r.Prepare(ctx, wf)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &ExitError{Code: ExitCancelled, Err: errors.New("interrupted while preparing the run")}
+		}
+		var pe *project.Error
+		if errors.As(err, &pe) {
+			return usageErr(err)
+		}
+		return failedErr(err)
 	}
 	if ep := p.Telemetry.OTLPEndpoint; ep != "" {
 		exp, err := newTelemetry(ctx, ep, wf.Name, ropts.RunID)
