@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,6 +164,68 @@ func TestReadOnlyMountsRefuseWrites(t *testing.T) {
 		assert.Equal(t, want, r.output["error"])
 		_, err := os.Stat(filepath.Join(f.project, "new.txt"))
 		assert.True(t, os.IsNotExist(err))
+	})
+}
+
+// A guest follows symbolic links only where they stay inside the mount, on
+// every engine: links in the project that lead out, and links the guest
+// makes in its writable scratch, never reach a host file. (wasmtime lets the
+// guest create a link that leads out but not follow it; ork's wazero mounts
+// refuse to create it.)
+func TestSymlinksStayInsideTheirMounts(t *testing.T) {
+	eachEngine(t, func(t *testing.T, f *fixture) {
+		base := t.TempDir()
+		project, scratch, outside := filepath.Join(base, "project"), filepath.Join(base, "scratch"), filepath.Join(base, "outside")
+		for _, d := range []string{project, scratch, outside} {
+			require.NoError(t, os.Mkdir(d, 0o755))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(outside, "secret.txt"), []byte("host secret"), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(project, "data.txt"), []byte("data"), 0o644))
+		require.NoError(t, os.Symlink("data.txt", filepath.Join(project, "alias.txt")))
+		require.NoError(t, os.Symlink("../outside/secret.txt", filepath.Join(project, "up.txt")))
+		require.NoError(t, os.Symlink("../outside", filepath.Join(project, "outdir")))
+		var stdout, stderr bytes.Buffer
+		res, err := f.host.Run(context.Background(), runtime.Task{
+			Module: f.python(t), Session: abi.NewSession(abi.Task{}, "ork/test", nil), Stdout: &stdout, Stderr: &stderr,
+			Policy: runtime.Policy{Timeout: time.Minute, Mounts: []runtime.Mount{
+				{HostPath: project, GuestPath: "/"}, {HostPath: scratch, GuestPath: "/tmp", Writable: true}}},
+			Args: []string{"python", "-c", `
+import json, os
+out = {}
+def attempt(name, f):
+    try:
+        out[name] = f()
+    except OSError as e:
+        out[name] = type(e).__name__
+attempt("alias", lambda: open("/alias.txt").read())
+attempt("project link out", lambda: open("/up.txt").read())
+attempt("project dir link out", lambda: open("/outdir/secret.txt").read())
+attempt("write through dir link", lambda: open("/outdir/new.txt", "w").write("x"))
+attempt("make link out", lambda: os.symlink("../../../../../../../../../../../..` + outside + `/secret.txt", "/tmp/e"))
+attempt("read made link", lambda: open("/tmp/e").read())
+attempt("make link in", lambda: os.symlink("f.txt", "/tmp/in"))
+attempt("write made link in", lambda: open("/tmp/in", "w").write("in"))
+attempt("read made link in", lambda: open("/tmp/f.txt").read())
+print(json.dumps(out))
+`},
+		})
+		require.NoError(t, err)
+		require.Nil(t, res.Failure, "%v\n%s", res.Failure, stderr.String())
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(stdout.Bytes(), &out), stdout.String())
+		assert.Equal(t, "data", out["alias"])
+		assert.Equal(t, "PermissionError", out["project link out"])
+		assert.Equal(t, "PermissionError", out["project dir link out"])
+		assert.Equal(t, "PermissionError", out["write through dir link"])
+		if f.engine == "wazero" {
+			assert.Equal(t, "PermissionError", out["make link out"])
+		}
+		assert.Contains(t, []any{"PermissionError", "FileNotFoundError"}, out["read made link"])
+		assert.Equal(t, float64(2), out["write made link in"])
+		assert.Equal(t, "in", out["read made link in"])
+		entries, err := os.ReadDir(outside)
+		require.NoError(t, err)
+		assert.Len(t, entries, 1, "nothing was written outside")
 	})
 }
 

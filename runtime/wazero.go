@@ -19,6 +19,7 @@ import (
 
 	"github.com/orkrun/ork/abi"
 	"github.com/orkrun/ork/internal/pysnap"
+	"github.com/orkrun/ork/internal/wasifs"
 )
 
 // wazeroEngine runs modules on wazero: one wazero.Runtime per memory limit
@@ -161,11 +162,7 @@ func (e *wazeroEngine) run(ctx context.Context, t Task) (*Result, error) {
 	}
 	fs := wazero.NewFSConfig()
 	for _, m := range t.Policy.Mounts {
-		if m.Writable {
-			fs = fs.WithDirMount(m.HostPath, m.GuestPath)
-		} else {
-			fs = fs.WithReadOnlyDirMount(m.HostPath, m.GuestPath)
-		}
+		fs = wasifs.Mount(fs, m.HostPath, m.GuestPath, m.Writable)
 	}
 	args := t.Args
 	if len(args) == 0 {

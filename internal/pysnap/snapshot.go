@@ -38,6 +38,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/orkrun/ork/internal/atomicfile"
+	"github.com/orkrun/ork/internal/wasifs"
 )
 
 // FormatVersion changes whenever the image, its metadata or the boot script
@@ -302,11 +303,7 @@ func boot(ctx context.Context, eng *Engine, p *Prepared, spec BootSpec, script, 
 			defer os.RemoveAll(tmp)
 			dir = tmp
 		}
-		if m.Writable {
-			fs = fs.WithDirMount(dir, m.GuestPath)
-		} else {
-			fs = fs.WithReadOnlyDirMount(dir, m.GuestPath)
-		}
+		fs = wasifs.Mount(fs, dir, m.GuestPath, m.Writable)
 	}
 	var stdout bytes.Buffer
 	stderr := &tailWriter{w: orDiscard(spec.Stderr)}

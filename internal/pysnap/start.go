@@ -18,6 +18,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/orkrun/ork/internal/wasifs"
 )
 
 // TaskSpec is one task to start from a snapshot.
@@ -174,11 +176,7 @@ func (s *Snapshot) Start(ctx context.Context, spec TaskSpec) (*Result, error) {
 
 	fs := wazero.NewFSConfig()
 	for _, m := range spec.Mounts {
-		if m.Writable {
-			fs = fs.WithDirMount(m.HostPath, m.GuestPath)
-		} else {
-			fs = fs.WithReadOnlyDirMount(m.HostPath, m.GuestPath)
-		}
+		fs = wasifs.Mount(fs, m.HostPath, m.GuestPath, m.Writable)
 	}
 	var stdin io.Reader = eofReader{}
 	if req.Stdin != nil {
