@@ -702,13 +702,18 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 			res.Error = &msg
 		}
 		res.Output = red.JSON(res.Output)
-		for i, m := range res.Metrics {
-			if len(m.Labels) > 0 && red.Active() {
-				labels := make(map[string]string, len(m.Labels))
-				for k, v := range m.Labels {
-					labels[k] = red.String(v)
+		if red.Active() {
+			// Names and label names too: a guest may record a secret as a
+			// metric name, which the ABI accepts when it fits the charset.
+			for i, m := range res.Metrics {
+				res.Metrics[i].Name = red.String(m.Name)
+				if len(m.Labels) > 0 {
+					labels := make(map[string]string, len(m.Labels))
+					for k, v := range m.Labels {
+						labels[red.String(k)] = red.String(v)
+					}
+					res.Metrics[i].Labels = labels
 				}
-				res.Metrics[i].Labels = labels
 			}
 		}
 		if taken {

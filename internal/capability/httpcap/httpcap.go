@@ -62,7 +62,14 @@
 // # Headers
 //
 // Grant headers override guest headers of the same name (compared
-// case-insensitively). Of the guest's headers, Host is refused (the host
+// case-insensitively). They are sent only over https, or over plain http to
+// a loopback address (an IP literal such as 127.0.0.1 or [::1], or
+// "localhost" and names under it), where nothing can read them on the way:
+// a grant without a port also covers http on port 80, and a grant with a
+// port covers both schemes on it, so a plain http request to another host
+// under a grant with headers — asked for by the guest, or reached by a
+// redirect — is refused with an error saying to use https, rather than sent
+// with the secret in clear text or silently without it. Of the guest's headers, Host is refused (the host
 // comes from the URL; setting it could reach a virtual host that was not
 // granted), and the framing and hop-by-hop headers Content-Length,
 // Transfer-Encoding, Connection, Keep-Alive, Proxy-Connection, TE, Trailer
@@ -552,7 +559,32 @@ func (c *Client) authorize(u *url.URL) (*target, error) {
 	if g == nil {
 		return nil, c.notAllowed(u.Scheme, host, ip, port)
 	}
+	if len(g.headers) > 0 && u.Scheme != "https" && !isLoopbackHost(host, ip) {
+		https := *u
+		https.Scheme = "https"
+		if port == defaultPort(u.Scheme) {
+			https.Host = hostPort("https", host, 443)
+		}
+		names := make([]string, 0, len(g.headers))
+		for k := range g.headers {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		return nil, errorf(KindRefused, nil,
+			"host %s is asked over plain http, but its entry %q in %s attaches headers (%s), which ork sends only over https (or plain http to a loopback address) so that nothing on the way can read them; request %s instead",
+			hostPort(u.Scheme, host, port), g.pattern, c.key, strings.Join(names, ", "), show(&https))
+	}
 	return &target{url: u, host: host, port: port, grant: g}, nil
+}
+
+// isLoopbackHost reports whether a URL host (normalised) can only be a
+// loopback address: a loopback IP literal, or a localhost name, which the
+// dialer resolves to 127.0.0.1 and ::1 without asking DNS.
+func isLoopbackHost(host string, ip netip.Addr) bool {
+	if ip.IsValid() {
+		return ip.IsLoopback()
+	}
+	return isLocalhostName(host)
 }
 
 // match returns the most specific grant covering host:port, or nil.

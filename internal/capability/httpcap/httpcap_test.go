@@ -610,6 +610,95 @@ func TestInjectedHeaders(t *testing.T) {
 	}
 }
 
+// TestGrantHeadersOnlyOverHTTPS: a grant's headers carry secrets, so they
+// go only over https, or over plain http to a loopback address. Plain http
+// to any other host under a grant with headers is refused before anything
+// is sent: asked for directly (the grant without a port covers http on 80,
+// the grant with one covers both schemes) or reached by a redirect from
+// https on the same host.
+func TestGrantHeadersOnlyOverHTTPS(t *testing.T) {
+	tlsRec := &recorder{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tlsRec.add(r)
+		if r.URL.Path == "/downgrade" {
+			http.Redirect(w, r, "http://"+r.Host+"/plain", http.StatusFound)
+			return
+		}
+		_, _ = io.WriteString(w, "tls "+r.Header.Get("Authorization"))
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the plain http request to it is refused anyway
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate()) // valid for *.example.com
+	const token = "Bearer tok-9b1d"
+	hdr := map[string]string{"Authorization": token}
+	hosts := map[string][]string{"api.example.com": {"192.0.2.10"}, "bq.example.com": {"192.0.2.11"}}
+
+	c := newClient(t, Policy{Grants: []Grant{
+		{Pattern: "api.example.com:" + port, Headers: hdr},
+		{Pattern: "bq.example.com", Headers: hdr},
+	}, Key: "executors.bq.sandbox.allowed_hosts in ork.yaml"})
+	c.transport["https"].TLSClientConfig.RootCAs = pool
+	dialed := fakeNet(c, hosts)
+
+	// https gets the header.
+	resp := mustOK(t, r(get(t, c, "https://api.example.com:"+port+"/q")))
+	if string(resp.Body) != "tls "+token {
+		t.Fatalf("body %q: the grant's header was not sent over https", resp.Body)
+	}
+
+	// Plain http to a public host is refused, with the header names and
+	// the https URL, never the value.
+	before := len(*dialed)
+	_, err := get(t, c, "http://bq.example.com/bigquery/v2/projects?token=x")
+	e := mustFail(t, err, KindRefused, `host bq.example.com is asked over plain http, but its entry "bq.example.com" in executors.bq.sandbox.allowed_hosts in ork.yaml attaches headers (Authorization), which ork sends only over https (or plain http to a loopback address) so that nothing on the way can read them; request https://bq.example.com/bigquery/v2/projects instead`)
+	_, err = get(t, c, "http://api.example.com:"+port+"/q")
+	mustFail(t, err, KindRefused, "host api.example.com:"+port+" is asked over plain http", "request https://api.example.com:"+port+"/q instead")
+	if strings.Contains(e.Msg, "tok-9b1d") {
+		t.Fatalf("the message shows the header value: %s", e.Msg)
+	}
+	if len(*dialed) != before {
+		t.Fatalf("a refused request connected: %v", (*dialed)[before:])
+	}
+
+	// A redirect from https to http on the same host and port is refused
+	// too, before the second hop connects or sends anything.
+	n := tlsRec.n()
+	_, err = get(t, c, "https://api.example.com:"+port+"/downgrade")
+	mustFail(t, err, KindRefused, "redirect from https://api.example.com:"+port+"/downgrade to http://api.example.com:"+port+"/plain refused: host api.example.com:"+port+" is asked over plain http", "attaches headers (Authorization)")
+	if got := tlsRec.n() - n; got != 1 {
+		t.Fatalf("the server received %d requests, want only the first hop", got)
+	}
+
+	// Plain http to loopback keeps its headers: an address literal, or a
+	// localhost name (which never asks DNS).
+	_, rec, lport := server(t, nil)
+	lp := strconv.Itoa(lport)
+	c = newClient(t, Policy{Grants: []Grant{
+		{Pattern: "127.0.0.1:" + lp, Headers: hdr},
+		{Pattern: "localhost:" + lp, Headers: hdr},
+	}})
+	c.dialIP = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp4", "127.0.0.1:"+lp) // ::1 may not listen here
+	}
+	for _, u := range []string{"http://127.0.0.1:" + lp + "/", "http://localhost:" + lp + "/"} {
+		mustOK(t, r(get(t, c, u)))
+		req, _ := rec.last(t)
+		if req.Header.Get("Authorization") != token {
+			t.Fatalf("%s: Authorization %q", u, req.Header.Get("Authorization"))
+		}
+	}
+
+	// A grant without headers is unchanged: plain http to a public host
+	// goes out.
+	c = newClient(t, Policy{Grants: grants("plain.example.com:" + lp)})
+	fakeNet(c, map[string][]string{"plain.example.com": {"192.0.2.12"}})
+	mustOK(t, r(get(t, c, "http://plain.example.com:"+lp+"/")))
+}
+
 func TestGuestHeaders(t *testing.T) {
 	_, rec, port := server(t, nil)
 	u := fmt.Sprintf("http://127.0.0.1:%d/", port)
