@@ -638,3 +638,48 @@ func TestBuildCommand(t *testing.T) {
 	assert.Equal(t, 2, r.code)
 	assert.Contains(t, r.stderr, "nowhere is not a crate directory (no Cargo.toml)")
 }
+
+// No task sees the project's .ork directory (run store, run outputs,
+// embedded databases), even one started after earlier runs filled it; the
+// rest of the project is there at the same paths.
+func TestTasksDoNotSeeTheStateDirectory(t *testing.T) {
+	dir := probeProject(t, `name: state
+tasks:
+  list:
+    executor: rust
+    config_file: tasks/list_root.yaml
+  store:
+    executor: rust
+    config_file: tasks/read_store.yaml
+  config:
+    executor: rust
+    config_file: tasks/read_config.yaml
+`)
+	for name, params := range map[string]string{
+		"list_root":   "{action: list_dir, path: /}",
+		"read_store":  "{action: read_file, path: .ork/ork.db}",
+		"read_config": "{action: read_file, path: tasks/echo.yaml}",
+	} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "tasks", name+".yaml"), []byte("module: modules/probe.wasm\nparams: "+params+"\n"), 0o644))
+	}
+	for _, engine := range runtime.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			for i := 0; i < 2; i++ { // the second run starts with .ork/ork.db there
+				r := ork(t, dir, "run", "wf.yaml", "--json", "--engine", engine)
+				require.Equal(t, 0, r.code, r.stderr)
+				s := decodeSummary(t, r)
+				var list struct {
+					OK      bool     `json:"ok"`
+					Entries []string `json:"entries"`
+				}
+				require.NoError(t, json.Unmarshal(s.Tasks["list"].Output, &list))
+				assert.True(t, list.OK)
+				assert.NotContains(t, list.Entries, ".ork")
+				assert.Subset(t, list.Entries, []string{"modules", "ork.yaml", "tasks", "wf.yaml"})
+				assert.JSONEq(t, `{"ok": false, "error": "No such file or directory (os error 44)"}`, string(s.Tasks["store"].Output))
+				assert.Contains(t, string(s.Tasks["config"].Output), "module: modules/probe.wasm")
+			}
+			require.FileExists(t, filepath.Join(dir, ".ork", "ork.db"))
+		})
+	}
+}

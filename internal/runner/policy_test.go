@@ -33,11 +33,12 @@ func loadProject(t *testing.T, orkYAML, workflow string) (*project.Project, *pro
 
 // With nothing set, a task gets ork's default policy: 256 MiB, 10 minutes,
 // no CPU limit, no environment (not even variables the host has), and only
-// the project (read-only), its scratch and its output directory.
+// the project's mounts (read-only), its scratch and its output directory.
 func TestTaskPolicyDefaults(t *testing.T) {
 	t.Setenv("HOME", "/home/someone") // set on the host, never passed by default
 	p, wf := loadProject(t, "executors: {}\n", "name: w\ntasks:\n  a: {executor: rust, config_file: a.yaml}\n")
-	pol := taskPolicy(p, wf, wf.Tasks["a"], p.Executors["rust"], "/s", "/o")
+	proj := []runtime.Mount{{HostPath: "/view", GuestPath: "/"}, {HostPath: p.Root + "/tasks", GuestPath: "/tasks"}}
+	pol := taskPolicy(proj, wf, wf.Tasks["a"], p.Executors["rust"], "/s", "/o")
 	assert.Equal(t, uint64(256<<20), pol.MemoryBytes)
 	assert.Equal(t, "the default memory limit; set executors.rust.sandbox.memory in ork.yaml to change it", pol.MemoryLimitFrom())
 	assert.Equal(t, 10*time.Minute, pol.Timeout)
@@ -45,7 +46,8 @@ func TestTaskPolicyDefaults(t *testing.T) {
 	assert.Zero(t, pol.CPU)
 	assert.Empty(t, pol.Env)
 	assert.Equal(t, []runtime.Mount{
-		{HostPath: p.Root, GuestPath: "/"},
+		{HostPath: "/view", GuestPath: "/"},
+		{HostPath: p.Root + "/tasks", GuestPath: "/tasks"},
 		{HostPath: "/s", GuestPath: abi.ScratchDir, Writable: true},
 		{HostPath: "/o", GuestPath: abi.OutputDir, Writable: true},
 	}, pol.Mounts)
@@ -61,13 +63,13 @@ func TestTaskPolicyTimeoutSource(t *testing.T) {
 	p, wf := loadProject(t,
 		"executors:\n  slow:\n    type: rust\n    sandbox:\n      timeout: 2s\n      memory: 64MiB\n      env: [ORK_POLICY_VISIBLE, ORK_POLICY_UNSET]\n",
 		"name: w\ntasks:\n  a: {executor: slow, config_file: a.yaml}\n  b: {executor: slow, config_file: b.yaml, timeout: 300ms}\n")
-	a := taskPolicy(p, wf, wf.Tasks["a"], p.Executors["slow"], "/s", "/o")
+	a := taskPolicy(nil, wf, wf.Tasks["a"], p.Executors["slow"], "/s", "/o")
 	assert.Equal(t, 2*time.Second, a.Timeout)
 	assert.Equal(t, "executors.slow.sandbox.timeout in ork.yaml", a.TimeoutFrom)
 	assert.Equal(t, uint64(64<<20), a.MemoryBytes)
 	assert.Equal(t, "executors.slow.sandbox.memory in ork.yaml", a.MemoryLimitFrom())
 	assert.Equal(t, []string{"ORK_POLICY_VISIBLE=yes"}, a.Env)
-	b := taskPolicy(p, wf, wf.Tasks["b"], p.Executors["slow"], "/s", "/o")
+	b := taskPolicy(nil, wf, wf.Tasks["b"], p.Executors["slow"], "/s", "/o")
 	assert.Equal(t, 300*time.Millisecond, b.Timeout)
 	assert.Equal(t, `the timeout of task "b" in workflows/wf.yaml`, b.TimeoutFrom)
 }

@@ -177,6 +177,7 @@ type planned struct {
 	python   []string         // interpreter arguments after "-c BOOT" for Python tasks
 	caps     *capability.Set  // what ork.yaml grants the executor beyond the sandbox
 	red      *redact.Redactor // masks every secret value the project can resolve
+	project  []runtime.Mount  // the project as its tasks see it (projectMounts)
 }
 
 // UnsupportedError says a feature is not available in this version of ork.
@@ -214,6 +215,11 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 	if err := Check(r.proj, wf); err != nil {
 		return nil, err
 	}
+	// The project as tasks see it, as of now.
+	mounts, err := projectMounts(r.proj.Root)
+	if err != nil {
+		return nil, err
+	}
 	p := &Plan{Workflow: wf, tasks: map[string]*planned{}}
 	sets := map[string]*capability.Set{}
 	// Every secret the project can resolve is masked in every task, not only
@@ -223,7 +229,7 @@ func (r *Runner) Prepare(ctx context.Context, wf *project.Workflow) (*Plan, erro
 	for _, name := range wf.Order {
 		t := wf.Tasks[name]
 		ex := r.proj.Executors[t.Executor]
-		pt := &planned{task: t, executor: ex}
+		pt := &planned{task: t, executor: ex, project: mounts}
 		if sets[ex.Name] == nil {
 			set, err := r.caps.For(ex)
 			if err != nil {
@@ -331,12 +337,11 @@ func (r *Runner) snapshot(ctx context.Context, host *runtime.Host, policy runtim
 	mounts := make([]pysnap.Mount, len(policy.Mounts))
 	for i, m := range policy.Mounts {
 		mounts[i] = pysnap.Mount{GuestPath: m.GuestPath, Writable: m.Writable}
-		switch m.GuestPath {
-		case PythonSDKDir:
-			mounts[i].HostPath = r.pySDK
-		case "/":
-			// The project, so the boot can import its executor modules.
-			mounts[i].HostPath = r.proj.Root
+		if !m.Writable {
+			// The project (so the boot can import its executor modules),
+			// the SDK and the executor's extra mounts; a task's scratch
+			// and output directories are its own.
+			mounts[i].HostPath = m.HostPath
 		}
 	}
 	eng, err := host.SnapshotEngine(ctx, policy)
@@ -643,7 +648,7 @@ func retryPolicy(pt *planned) project.Retries {
 // at /, the task's scratch and output directories writable, and the
 // executor's extra read-only mounts; the environment variables the executor
 // passes through that are set.
-func taskPolicy(proj *project.Project, wf *project.Workflow, task *project.Task, ex *project.Executor, scratch, outDir string) runtime.Policy {
+func taskPolicy(project []runtime.Mount, wf *project.Workflow, task *project.Task, ex *project.Executor, scratch, outDir string) runtime.Policy {
 	sb := ex.Sandbox
 	policy := runtime.Policy{MemoryBytes: sb.MemoryBytes, CPU: sb.CPU}
 	projectFile := "ork.yaml"
@@ -668,8 +673,8 @@ func taskPolicy(proj *project.Project, wf *project.Workflow, task *project.Task,
 		policy.TimeoutFrom = fmt.Sprintf("the default timeout; set timeout on task %q in %s or executors.%s.sandbox.timeout in %s to change it",
 			task.Name, wf.Rel, ex.Name, projectFile)
 	}
+	policy.Mounts = append(policy.Mounts, project...)
 	policy.Mounts = append(policy.Mounts,
-		runtime.Mount{HostPath: proj.Root, GuestPath: "/"},
 		runtime.Mount{HostPath: scratch, GuestPath: abi.ScratchDir, Writable: true},
 		runtime.Mount{HostPath: outDir, GuestPath: abi.OutputDir, Writable: true},
 	)
@@ -785,7 +790,7 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 		Capabilities:   pt.caps,
 	}, "ork/"+opts.Version, tl)
 
-	policy := taskPolicy(r.proj, wf, pt.task, pt.executor, scratch, outDir)
+	policy := taskPolicy(pt.project, wf, pt.task, pt.executor, scratch, outDir)
 	args := []string{name}
 	var pyEnv []string // the interpreter's own environment (a snapshot boots with it)
 	if pt.python != nil {
