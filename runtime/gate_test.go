@@ -17,7 +17,7 @@ import (
 const gatePrelude = `
 import json, struct, time
 def call(mb, op, req):
-    op = op.encode(); req = req.encode()
+    op = op if isinstance(op, bytes) else op.encode(); req = req.encode()
     struct.pack_into("<IIII", mb, 0, len(op), len(req), 0, 0)
     mb[16:16 + len(op) + len(req)] = op + req
     key = struct.pack("<I", id(mb))

@@ -303,13 +303,16 @@ func TestABIMisuseTraps(t *testing.T) {
 		name   string
 		rust   string // ORK_MISUSE for the misuse guest
 		python string // a script after gatePrelude
-		want   string
+		want   string // in the failure message; all of it when it starts "host ABI misuse"
 	}{
 		{"before hello", "no_hello", `call(bytearray(256), "task.info", "")`, `called before "abi.hello"`},
 		{"unknown op", "unknown_op", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "no.such.op", "")`, `"no.such.op": unknown operation`},
 		{"bad json", "bad_json", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "log", "{oops")`, "request is not valid JSON"},
 		{"nothing pending", "response_none", `fetch(bytearray(64))`, "no pending response"},
 		{"wrong version", "wrong_version", `call(bytearray(256), "abi.hello", '{"abi":2}')`, "was built for ork host ABI v2, but this ork speaks v1"},
+		{"wrong shape", "wrong_shape", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "metrics.record", '{"name":"x","value":"high","labels":{}}')`, `host ABI misuse in "metrics.record": request must be {"name": str, "value": number, "labels": {str: str}}: json: cannot unmarshal string into Go struct field Metric.value of type float64`},
+		{"op name too long", "long_op", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "x" * 65, "")`, "host ABI misuse: operation name of 65 bytes exceeds the 64-byte limit"},
+		{"op name not UTF-8", "non_utf8_op", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, b"task.\xff", "")`, "host ABI misuse: operation name is not valid UTF-8"},
 		{"oversized request", "oversized", "", "exceeds the 16 MiB limit"},
 		{"pointer outside memory", "bad_pointer", "", "out of bounds: op_ptr=0xffffff00"},
 		{"length outside memory", "bad_len", "", "request of 2147483647 bytes exceeds the 16 MiB limit"},
@@ -326,7 +329,7 @@ func TestABIMisuseTraps(t *testing.T) {
 					r := f.run(t, context.Background(), m, nil, runtime.Policy{Env: []string{"ORK_MISUSE=" + tc.rust}})
 					require.NotNil(t, r.res.Failure, "stderr: %s", r.stderr)
 					assert.Equal(t, runtime.ReasonABI, r.res.Failure.Reason, r.res.Failure.Message)
-					assert.Contains(t, r.res.Failure.Message, tc.want)
+					assertTrapMessage(t, tc.want, r.res.Failure.Message)
 				})
 			}
 			if tc.python != "" {
@@ -334,11 +337,22 @@ func TestABIMisuseTraps(t *testing.T) {
 					res, _, out := runPython(t, f, tc.python)
 					require.NotNil(t, res.Failure, out)
 					assert.Equal(t, runtime.ReasonABI, res.Failure.Reason, res.Failure.Message)
-					assert.Contains(t, res.Failure.Message, tc.want)
+					assertTrapMessage(t, tc.want, res.Failure.Message)
 				})
 			}
 		}
 	})
+}
+
+// assertTrapMessage checks a trap's message: exactly want when want is a
+// whole host message (it starts "host ABI misuse"), else that it contains want.
+func assertTrapMessage(t *testing.T, want, got string) {
+	t.Helper()
+	if strings.HasPrefix(want, "host ABI misuse") {
+		assert.Equal(t, want, got)
+	} else {
+		assert.Contains(t, got, want)
+	}
 }
 
 func TestRecoverableABIErrorsReachTheGuest(t *testing.T) {

@@ -62,9 +62,9 @@ const epochTick = 5 * time.Millisecond
 // compiled modules and serialized-module directory (an artifact loads only
 // into an engine configured alike).
 type wasmtimeEngine struct {
-	cacheRoot string          // the host's cache directory; "" = none
-	plain     *wasmtimeConfig // fuel off: tasks without a CPU limit
-	fuel      *wasmtimeConfig // fuel on: tasks with one; nil until the first (mu)
+	cache wasmtimeCache   // where serialized modules go
+	plain *wasmtimeConfig // fuel off: tasks without a CPU limit
+	fuel  *wasmtimeConfig // fuel on: tasks with one; nil until the first (mu)
 
 	closing   context.Context // cancelled by close: running tasks stop
 	stopTasks context.CancelFunc
@@ -122,8 +122,28 @@ func wasmtimeSettings(fuel, pooled bool) string {
 	return s
 }
 
+// wasmtimeCache says where an engine keeps serialized modules: under root
+// (the host's cache directory; "" = nowhere), in a directory per ork version
+// and engine configuration.
+type wasmtimeCache struct {
+	root       string
+	orkVersion string
+}
+
+// dir is the directory of modules compiled for this ork version and a
+// configuration. wasmtime checks its own version and settings when it
+// deserializes an artifact; ork's version is in the key as well, as on
+// wazero, so that an upgraded ork that compiles differently in a way
+// wasmtimeSettings does not capture never loads code compiled by the
+// previous one. It costs one recompile per module after an upgrade.
+func (c wasmtimeCache) dir(fuel, pooled bool) string {
+	sum := sha256.Sum256([]byte("ork=" + c.orkVersion + " " + wasmtimeSettings(fuel, pooled)))
+	return filepath.Join(c.root, "wasmtime-"+wasmtimeVersion+"-ork-"+sanitize(c.orkVersion)+"-"+hex.EncodeToString(sum[:6]))
+}
+
 func newWasmtimeEngine(c hostConfig) (*wasmtimeEngine, error) {
-	plain, err := newWasmtimeConfig(c.cacheDir, false)
+	cache := wasmtimeCache{root: c.cacheDir, orkVersion: c.version}
+	plain, err := newWasmtimeConfig(cache, false)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +154,7 @@ func newWasmtimeEngine(c hostConfig) (*wasmtimeEngine, error) {
 		plain.close()
 		return nil, errors.New("the wasmtime engine cannot reach wasmtime-go's store pointer (has its Store type changed?)")
 	}
-	e := &wasmtimeEngine{cacheRoot: c.cacheDir, plain: plain, cfg: c, bake: (*pysnap.Snapshot).Bake}
+	e := &wasmtimeEngine{cache: cache, plain: plain, cfg: c, bake: (*pysnap.Snapshot).Bake}
 	e.closing, e.stopTasks = context.WithCancel(context.Background())
 	return e, nil
 }
@@ -143,13 +163,13 @@ func newWasmtimeEngine(c hostConfig) (*wasmtimeEngine, error) {
 // or off, the pooling allocator where it pays (poolingAvailable) and
 // everything else as wasmtimeSettings says (wasmtime aborts the process on
 // an invalid combination: change one only with the other).
-func newWasmtimeConfig(cacheRoot string, fuel bool) (*wasmtimeConfig, error) {
-	return newWasmtimeConfigAlloc(cacheRoot, fuel, poolingAvailable)
+func newWasmtimeConfig(cache wasmtimeCache, fuel bool) (*wasmtimeConfig, error) {
+	return newWasmtimeConfigAlloc(cache, fuel, poolingAvailable)
 }
 
 // newWasmtimeConfigAlloc is newWasmtimeConfig with the pooling allocator
 // on or off.
-func newWasmtimeConfigAlloc(cacheRoot string, fuel, pooled bool) (*wasmtimeConfig, error) {
+func newWasmtimeConfigAlloc(cache wasmtimeCache, fuel, pooled bool) (*wasmtimeConfig, error) {
 	cfg := wasmtime.NewConfig()
 	cfg.SetEpochInterruption(true)
 	cfg.SetConsumeFuel(fuel)
@@ -168,9 +188,8 @@ func newWasmtimeConfigAlloc(cacheRoot string, fuel, pooled bool) (*wasmtimeConfi
 	if pooled {
 		c.slots = make(chan struct{}, poolSlots())
 	}
-	if cacheRoot != "" {
-		sum := sha256.Sum256([]byte(wasmtimeSettings(fuel, pooled)))
-		c.cacheDir = filepath.Join(cacheRoot, "wasmtime-"+wasmtimeVersion+"-"+hex.EncodeToString(sum[:6]))
+	if cache.root != "" {
+		c.cacheDir = cache.dir(fuel, pooled)
 		if err := os.MkdirAll(c.cacheDir, 0o755); err != nil {
 			eng.Close()
 			return nil, fmt.Errorf("creating the module cache %s: %w", c.cacheDir, err)
@@ -221,7 +240,7 @@ func (e *wasmtimeEngine) config(p Policy) (*wasmtimeConfig, error) {
 		return nil, errors.New("runtime host is closed")
 	}
 	if e.fuel == nil {
-		c, err := newWasmtimeConfig(e.cacheRoot, true)
+		c, err := newWasmtimeConfig(e.cache, true)
 		if err != nil {
 			return nil, err
 		}

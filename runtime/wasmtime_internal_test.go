@@ -29,9 +29,10 @@ func TestWasmtimeDiskCache(t *testing.T) {
 	bin := testguests.Bytes(t, "probe")
 	dir := t.TempDir()
 	ctx := context.Background()
+	version := "1.0.0"
 	load := func() (*Host, *Module, *wasmtimeModule) {
 		t.Helper()
-		h, err := New(WithEngine(engineWasmtime), WithCacheDir(dir))
+		h, err := New(WithEngine(engineWasmtime), WithCacheDir(dir), WithVersion(version))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = h.Close(ctx) })
 		m, err := h.LoadModule(ctx, "probe.wasm", bin)
@@ -52,7 +53,7 @@ func TestWasmtimeDiskCache(t *testing.T) {
 
 	h, m, wm := load()
 	assert.False(t, wm.fromDisk)
-	matches, err := filepath.Glob(filepath.Join(dir, "wasmtime-"+wasmtimeVersion+"-*", m.Digest+".cwasm"))
+	matches, err := filepath.Glob(filepath.Join(dir, "wasmtime-"+wasmtimeVersion+"-ork-1.0.0-*", m.Digest+".cwasm"))
 	require.NoError(t, err)
 	require.Len(t, matches, 1)
 	echo(h, m)
@@ -70,6 +71,14 @@ func TestWasmtimeDiskCache(t *testing.T) {
 	echo(h, m)
 	_, _, wm = load()
 	assert.True(t, wm.fromDisk, "the broken artifact was not replaced")
+
+	// Another ork version compiles again, into its own directory.
+	version = "1.0.1"
+	_, m, wm = load()
+	assert.False(t, wm.fromDisk, "another ork version loaded the old compiled code")
+	matches, err = filepath.Glob(filepath.Join(dir, "wasmtime-"+wasmtimeVersion+"-ork-1.0.1-*", m.Digest+".cwasm"))
+	require.NoError(t, err)
+	assert.Len(t, matches, 1)
 }
 
 // buildSnapshot boots a snapshot for h (on its wazero boot engine), with an
@@ -202,7 +211,7 @@ func TestWasmtimeSnapshotFallback(t *testing.T) {
 // engine reads it as the CPU limit; a guest's own trap in a metered store
 // stays a trap.
 func TestWasmtimeOutOfFuelTrap(t *testing.T) {
-	c, err := newWasmtimeConfig("", true)
+	c, err := newWasmtimeConfig(wasmtimeCache{}, true)
 	require.NoError(t, err)
 	defer c.close()
 	bin, err := wasmtime.Wat2Wasm(`(module

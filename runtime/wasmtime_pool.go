@@ -189,7 +189,7 @@ func (e *wasmtimeEngine) overflowOf(c *wasmtimeConfig) (*wasmtimeConfig, error) 
 		return nil, errors.New("runtime host is closed")
 	}
 	if c.overflow == nil {
-		o, err := newWasmtimeConfigAlloc(e.cacheRoot, c.fuel, false)
+		o, err := newWasmtimeConfigAlloc(e.cache, c.fuel, false)
 		if err != nil {
 			return nil, err
 		}

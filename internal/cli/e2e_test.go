@@ -683,3 +683,43 @@ tasks:
 		})
 	}
 }
+
+// TestProjectFlagFromAnotherDirectory: with --project, a relative workflow
+// path is found in the project when it is not in the current directory, and
+// the closing line names the run directory so that it can be opened from
+// where the user is.
+func TestProjectFlagFromAnotherDirectory(t *testing.T) {
+	dir := probeProject(t, "name: unused\ntasks: {}\n")
+	wf := "name: elsewhere\ntasks:\n  ok:\n    executor: rust\n    config_file: tasks/echo.yaml\n"
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "workflows"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "workflows", "x.yaml"), []byte(wf), 0o644))
+	outside := t.TempDir()
+
+	r := ork(t, outside, "validate", "--project", dir, "workflows/x.yaml")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "workflows/x.yaml: workflow \"elsewhere\" is valid (1 tasks)\n", r.stdout)
+
+	// Outside the project: the run directory is absolute.
+	r = ork(t, outside, "run", "--project", dir, "workflows/x.yaml", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	s := decodeSummary(t, r)
+	runDir := filepath.Join(dir, ".ork", "runs", s.RunID)
+	assert.Contains(t, r.stderr, "outputs and logs in "+runDir+"\n")
+	assert.DirExists(t, runDir)
+
+	// Inside the project, below its root: relative to the current directory.
+	r = ork(t, filepath.Join(dir, "workflows"), "run", "--project", dir, "workflows/x.yaml", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	s = decodeSummary(t, r)
+	assert.Contains(t, r.stderr, "outputs and logs in ../.ork/runs/"+s.RunID+"\n")
+
+	// A path that exists from the current directory wins.
+	r = ork(t, filepath.Join(dir, "workflows"), "validate", "--project", dir, "x.yaml")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "workflows/x.yaml: workflow \"elsewhere\" is valid (1 tasks)\n", r.stdout)
+
+	// Found in neither place: the error says where ork looked.
+	r = ork(t, outside, "run", "--project", dir, "workflows/missing.yaml")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "workflow file workflows/missing.yaml: not found in the current directory nor in the project "+dir+"; check the path")
+}

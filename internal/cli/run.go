@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	goruntime "runtime"
 	"slices"
 	"strings"
@@ -54,6 +56,12 @@ reported done. --resume RUN_ID reruns the tasks of a failed, cancelled or
 interrupted run that did not succeed, reusing the recorded outputs of those
 that did, under the same run id.
 
+With --project DIR, a relative WORKFLOW that does not exist relative to the
+current directory is taken relative to DIR, so "ork run --project ~/p
+workflows/x.yaml" works from anywhere. The closing line names the run's
+directory relative to the current directory when that is inside the project,
+else as an absolute path.
+
 Exit status: 0 when every task succeeded, 1 otherwise, 2 for invalid input,
 130 when interrupted.`,
 		Example: "  ork run workflows/hello.yaml\n  ork run workflows/hello.yaml --json --concurrency 4\n  ork run workflows/daily.yaml --param day=2026-11-28 --param limit=100\n  ork run workflows/daily.yaml --resume 20261128T101500-1a2b3c",
@@ -78,7 +86,7 @@ Exit status: 0 when every task succeeded, 1 otherwise, 2 for invalid input,
 			return runRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Project, "project", "", "project root (default: the nearest directory above the workflow holding ork.yaml)")
+	cmd.Flags().StringVar(&opts.Project, "project", "", "project root (default: the nearest directory above the workflow holding ork.yaml); a relative WORKFLOW not found from the current directory is looked up in it")
 	cmd.Flags().IntVarP(&opts.Concurrency, "concurrency", "c", goruntime.NumCPU(), "maximum number of tasks running at once")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print a machine-readable summary on stdout")
 	cmd.Flags().StringVar(&opts.DB, "db", "", "run store (default: $ORK_DB, else .ork/ork.db in the project)")
@@ -100,8 +108,19 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 }
 
 // loadWorkflow loads the project around a workflow file and the workflow.
+// With a project directory, a relative workflow path that does not exist
+// relative to the current directory is taken relative to the project.
 func loadWorkflow(projectDir, wfPath string) (*project.Project, *project.Workflow, error) {
-	if st, err := os.Stat(wfPath); err != nil {
+	st, err := os.Stat(wfPath)
+	if errors.Is(err, fs.ErrNotExist) && projectDir != "" && !filepath.IsAbs(wfPath) {
+		inProject := filepath.Join(projectDir, wfPath)
+		if pst, perr := os.Stat(inProject); perr == nil {
+			wfPath, st, err = inProject, pst, nil
+		} else if errors.Is(perr, fs.ErrNotExist) {
+			return nil, nil, usageErr(fmt.Errorf("workflow file %s: not found in the current directory nor in the project %s; check the path", wfPath, projectDir))
+		}
+	}
+	if err != nil {
 		return nil, nil, usageErr(fmt.Errorf("workflow file %s: %w", wfPath, errors.Unwrap(err)))
 	} else if st.IsDir() {
 		return nil, nil, usageErr(fmt.Errorf("workflow file %s is a directory; pass a workflow YAML file", wfPath))
@@ -119,6 +138,38 @@ func loadWorkflow(projectDir, wfPath string) (*project.Project, *project.Workflo
 		return nil, nil, usageErr(err)
 	}
 	return p, wf, nil
+}
+
+// displayPath is how a path in project p is shown: relative to the current
+// directory when that is inside the project, else absolute.
+func displayPath(p *project.Project, abs string) string {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return abs
+	}
+	inside := func(root, dir string) bool {
+		r, err := filepath.Rel(root, dir)
+		return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
+	}
+	root := p.Root
+	if !inside(root, cwd) {
+		// The current directory (resolved by the OS) or the root may go
+		// through a symlink.
+		r, err1 := filepath.EvalSymlinks(root)
+		c, err2 := filepath.EvalSymlinks(cwd)
+		if err1 != nil || err2 != nil || !inside(r, c) {
+			return abs
+		}
+		root, cwd = r, c
+		if rest, err := filepath.Rel(p.Root, abs); err == nil {
+			abs = filepath.Join(root, rest)
+		}
+	}
+	rel, err := filepath.Rel(cwd, abs)
+	if err != nil {
+		return abs
+	}
+	return filepath.ToSlash(rel)
 }
 
 func wfDir(path string) string {
@@ -197,7 +248,7 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if err != nil {
 		return failedErr(err)
 	}
-	prog.summary(sum, p.Rel(runner.RunDir(p.Root, sum.RunID)))
+	prog.summary(sum, displayPath(p, runner.RunDir(p.Root, sum.RunID)))
 	if opts.JSON {
 		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetIndent("", "  ")

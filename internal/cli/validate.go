@@ -22,7 +22,12 @@ func NewCmdValidate(ios *IO, runF func(context.Context, *ValidateOptions) error)
 		Short: "Check ork.yaml and workflow files without running anything",
 		Long: `Check ork.yaml, the workflow files and the task config files of built-in
 executors: unknown keys, wrong types, missing fields, unknown executors and
-dependencies, cycles. Every problem is reported as FILE:LINE:COL: message.
+dependencies, cycles. Every problem is reported as FILE:LINE:COL: message,
+FILE relative to the project root.
+
+With --project DIR, a relative WORKFLOW that does not exist relative to the
+current directory is taken relative to DIR.
+
 Exit status 2 when anything is invalid.`,
 		Example: "  ork validate workflows/hello.yaml",
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -39,7 +44,7 @@ Exit status 2 when anything is invalid.`,
 			return validateRun(opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Project, "project", "", "project root (default: the nearest directory above the workflow holding ork.yaml)")
+	cmd.Flags().StringVar(&opts.Project, "project", "", "project root (default: the nearest directory above the workflow holding ork.yaml); a relative WORKFLOW not found from the current directory is looked up in it")
 	return cmd
 }
 

@@ -10,6 +10,9 @@
 //! | `bad_json`           | `log` with the request bytes `{not json`       | trap      |
 //! | `oversized`          | `log` with a 17 MiB JSON string                | trap      |
 //! | `unknown_op`         | `call` of `no.such.op`                         | trap      |
+//! | `wrong_shape`        | `metrics.record` with `"value": "high"` (valid JSON, wrong type) | trap |
+//! | `long_op`            | `call` with a 65-byte operation name           | trap      |
+//! | `non_utf8_op`        | `call` with the operation name bytes `task.\xff` | trap    |
 //! | `no_hello`           | `task.info` before `abi.hello`                 | trap      |
 //! | `wrong_version`      | `abi.hello` declaring `"abi": 2`               | trap      |
 //! | `response_too_small` | `task.info`, then `response` into 1 byte       | trap      |
@@ -70,6 +73,23 @@ fn main() {
         }
         "unknown_op" => {
             let r = call("no.such.op", b"");
+            unexpected(&case, r);
+        }
+        "wrong_shape" => {
+            let req = br#"{"name":"x","value":"high","labels":{}}"#;
+            let r = call(raw::op::METRICS_RECORD, req);
+            unexpected(&case, r);
+        }
+        "long_op" => {
+            let op = "x".repeat(65);
+            let r = call(&op, b"");
+            unexpected(&case, r);
+        }
+        "non_utf8_op" => {
+            let op = b"task.\xff";
+            // SAFETY: both slices are valid for their lengths; the name is
+            // deliberately not UTF-8.
+            let r = unsafe { raw::call(op.as_ptr(), op.len(), b"".as_ptr(), 0) };
             unexpected(&case, r);
         }
         "response_too_small" => {
