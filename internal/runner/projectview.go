@@ -162,3 +162,31 @@ func copyFile(src, dst string, perm os.FileMode) error {
 	}
 	return out.Close()
 }
+
+// removeEscapingLinks removes the symbolic links below dir (a task's output
+// directory) that point outside it, and returns their paths relative to
+// dir. wasmtime lets a guest create such a link, though not follow it; the
+// user, or a tool reading the run's outputs, would.
+func removeEscapingLinks(dir string) []string {
+	var removed []string
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.Type()&os.ModeSymlink == 0 {
+			return nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return nil
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		if !within(filepath.Clean(target), dir) {
+			if os.Remove(path) == nil {
+				rel, _ := filepath.Rel(dir, path)
+				removed = append(removed, rel)
+			}
+		}
+		return nil
+	})
+	return removed
+}

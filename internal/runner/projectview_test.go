@@ -74,3 +74,22 @@ func TestProjectMounts(t *testing.T) {
 	assert.Equal(t, "new", string(b))
 	assert.NoFileExists(t, filepath.Join(view, ".hidden"))
 }
+
+// Links a task leaves in its output directory that point outside it are
+// removed; others stay.
+func TestRemoveEscapingLinks(t *testing.T) {
+	base := t.TempDir()
+	out := filepath.Join(base, "output")
+	require.NoError(t, os.MkdirAll(filepath.Join(out, "sub"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(out, "a.txt"), []byte("a"), 0o644))
+	require.NoError(t, os.Symlink("a.txt", filepath.Join(out, "in.txt")))
+	require.NoError(t, os.Symlink("../a.txt", filepath.Join(out, "sub", "up.txt")))
+	require.NoError(t, os.Symlink("../../etc/passwd", filepath.Join(out, "sub", "out.txt")))
+	require.NoError(t, os.Symlink("/etc/passwd", filepath.Join(out, "abs.txt")))
+	require.NoError(t, os.Symlink("..", filepath.Join(out, "parent")))
+	assert.ElementsMatch(t, []string{"abs.txt", "parent", "sub/out.txt"}, removeEscapingLinks(out))
+	for _, kept := range []string{"a.txt", "in.txt", "sub/up.txt"} {
+		_, err := os.Lstat(filepath.Join(out, kept))
+		assert.NoError(t, err, kept)
+	}
+}

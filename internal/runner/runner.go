@@ -771,6 +771,11 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 	}
 	defer logFile.Close()
 	tl = newTaskLog(name, attempt, obs, logFile, rec, red)
+	defer func() {
+		for _, link := range removeEscapingLinks(outDir) {
+			tl.line("warn", "ork", "removed the symbolic link "+link+" the task left in its output directory: it pointed outside it", nil)
+		}
+	}()
 
 	var cfgFile *string
 	if pt.task.ConfigFile != "" {
