@@ -533,7 +533,7 @@ func TestInvalidInputExitsTwoWithPosition(t *testing.T) {
 func TestModuleForAnotherABIVersionIsRefused(t *testing.T) {
 	dir := writeProject(t, map[string]string{
 		"ork.yaml": "executors:\n  old:\n    type: modules/v2.wasm\n",
-		"wf.yaml":  "name: v\ntasks:\n  t:\n    executor: old\n",
+		"wf.yaml":  "name: v\ntasks:\n  t:\n    executor: old\n    config_file: wf.yaml\n",
 	})
 	copyModule(t, dir, "abi-v2", "v2.wasm")
 	r := ork(t, dir, "run", "wf.yaml")
@@ -565,15 +565,31 @@ tasks:
     config_file: tasks/first.yaml
   second:
     executor: hello
+    config_file: tasks/second.yaml
     depends_on: [first]
   broken:
     executor: broken
+    config_file: tasks/first.yaml
   refusing:
     executor: refusing
+    config_file: tasks/first.yaml
 `,
-		"tasks/first.yaml": "rows: 3\n",
+		"tasks/first.yaml":  "rows: 3\n",
+		"tasks/second.yaml": "rows: 1\n",
+		// A custom executor is always given a config file to read, so a
+		// task without one is refused before anything runs.
+		"no-config.yaml": "name: nc\ntasks:\n  ok:\n    executor: hello\n    config_file: tasks/first.yaml\n  bare:\n    executor: hello\n",
 	})
 	copyModule(t, dir, "executor-probe", "executor-probe.wasm")
+	wantNoConfig := "no-config.yaml:6:3: task \"bare\" has no config_file; executor \"hello\" (a .wasm executor module) is given the path of its task's config file to read, so add config_file: with the path of that file, relative to the project root"
+	for _, cmd := range []string{"validate", "run"} {
+		r := ork(t, dir, cmd, "no-config.yaml")
+		assert.Equal(t, 2, r.code, cmd)
+		assert.Contains(t, r.stderr, wantNoConfig, cmd)
+	}
+	_, err := os.Stat(filepath.Join(dir, ".ork", "runs"))
+	assert.True(t, os.IsNotExist(err), "nothing ran: %v", err)
+
 	r := ork(t, dir, "run", "wf.yaml", "--json")
 	assert.Equal(t, 1, r.code, r.stderr)
 	s := decodeSummary(t, r)

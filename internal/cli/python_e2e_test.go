@@ -477,20 +477,21 @@ class DictExecutor:
 		"tasks/nofn.yaml":  "file: tasks/fn.py\nfunction: nothere\n",
 		"tasks/bye.py":     "import sys\n\ndef run(ctx, upstream):\n    sys.exit(3)\n",
 		"tasks/bye.yaml":   "file: tasks/bye.py\n",
+		"tasks/exec.yaml":  "# read by no executor here\n",
 		"wf.yaml": `name: sdk
 tasks:
-  dc: {executor: dc}
-  dc_bad: {executor: dc_bad}
-  td: {executor: td}
-  plain: {executor: plain, depends_on: [dc, td]}
-  missing: {executor: missing}
+  dc: {executor: dc, config_file: tasks/exec.yaml}
+  dc_bad: {executor: dc_bad, config_file: tasks/exec.yaml}
+  td: {executor: td, config_file: tasks/exec.yaml}
+  plain: {executor: plain, config_file: tasks/exec.yaml, depends_on: [dc, td]}
+  missing: {executor: missing, config_file: tasks/exec.yaml}
   crash: {executor: python, config_file: tasks/crash.yaml}
   obj: {executor: python, config_file: tasks/obj.yaml}
   fn: {executor: python, config_file: tasks/fn.yaml}
   nofn: {executor: python, config_file: tasks/nofn.yaml}
   bye: {executor: python, config_file: tasks/bye.yaml}
-  td_bad: {executor: td_bad}
-  v2: {executor: v2}
+  td_bad: {executor: td_bad, config_file: tasks/exec.yaml}
+  v2: {executor: v2, config_file: tasks/exec.yaml}
 `,
 	})
 
@@ -586,7 +587,8 @@ class PydanticExecutor:
     def run(self, config_file, ctx, upstream={}):
         return self.config
 `,
-			"wf.yaml": "name: pyd\ntasks:\n  good: {executor: good}\n  bad: {executor: bad}\n",
+			"exec.yaml": "{}\n",
+			"wf.yaml":   "name: pyd\ntasks:\n  good: {executor: good, config_file: exec.yaml}\n  bad: {executor: bad, config_file: exec.yaml}\n",
 		})
 		installWarehouse(t, dir)
 		r := ork(t, dir, "run", "wf.yaml", "--json")
@@ -733,7 +735,8 @@ class Hello:
 		"ork.yaml":          "executors:\n  hello:\n    type: execs.hello:Hello\n    sandbox: {env: [ORK_WARM_TEST]}\n",
 		"execs/__init__.py": "",
 		"execs/hello.py":    src("1"),
-		"wf.yaml":           "name: warm\ntasks:\n  t: {executor: hello}\n",
+		"exec.yaml":         "{}\n",
+		"wf.yaml":           "name: warm\ntasks:\n  t: {executor: hello, config_file: exec.yaml}\n",
 	})
 	output := func(args ...string) map[string]any {
 		t.Helper()

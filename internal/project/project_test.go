@@ -74,6 +74,7 @@ tasks:
     config_file: tasks/quick.yaml
   transform:
     executor: transform
+    config_file: tasks/csv.yaml
 `,
 	"shared-data/": "",
 }
@@ -153,7 +154,7 @@ func TestLoadFullProject(t *testing.T) {
 		"hello":     {Name: "hello", Executor: "rust", ConfigFile: "tasks/hello.yaml", DependsOn: []string{"load"}, Pos: Pos{"workflows/sales.yaml", 11, 3}},
 		"report":    {Name: "report", Executor: "python", ConfigFile: "tasks/report.yaml", DependsOn: []string{"parse", "hello"}, Timeout: 90 * time.Minute, Pos: Pos{"workflows/sales.yaml", 15, 3}},
 		"quick":     {Name: "quick", Executor: "python", ConfigFile: "tasks/quick.yaml", Pos: Pos{"workflows/sales.yaml", 20, 3}},
-		"transform": {Name: "transform", Executor: "transform", Pos: Pos{"workflows/sales.yaml", 23, 3}},
+		"transform": {Name: "transform", Executor: "transform", ConfigFile: "tasks/csv.yaml", Pos: Pos{"workflows/sales.yaml", 23, 3}},
 	}
 	if !reflect.DeepEqual(w.Tasks, wantTasks) {
 		for n, want := range wantTasks {
@@ -212,8 +213,10 @@ func TestRedefinedBuiltin(t *testing.T) {
 	root := writeFiles(t, map[string]string{
 		"ork.yaml":                    "executors:\n  python:\n    type: crates/py\n",
 		"crates/py/Cargo.toml":        "",
-		"workflows/w.yaml":            "name: w\ntasks:\n  a:\n    executor: python\n",
+		"workflows/w.yaml":            "name: w\ntasks:\n  a:\n    executor: python\n    config_file: t.yaml\n",
 		"workflows/needs-config.yaml": "name: w\ntasks:\n  a:\n    executor: rust\n",
+		"workflows/crate-config.yaml": "name: w\ntasks:\n  a:\n    executor: python\n",
+		"t.yaml":                      "",
 	})
 	p := mustLoad(t, root)
 	if p.Executors["python"].Kind != KindCrate || p.Executors["rust"].Kind != KindBuiltinRust {
@@ -222,12 +225,15 @@ func TestRedefinedBuiltin(t *testing.T) {
 	if want := []string{"python", "rust"}; !reflect.DeepEqual(p.Order, want) {
 		t.Errorf("Order = %q, want %q", p.Order, want)
 	}
-	// A crate executor needs no config_file.
+	// The task of a crate executor needs a config_file too, but one that ork
+	// does not decode.
 	if _, err := p.LoadWorkflow(filepath.Join(root, "workflows", "w.yaml")); err != nil {
 		t.Error(err)
 	}
 	_, err := p.LoadWorkflow(filepath.Join(root, "workflows", "needs-config.yaml"))
 	checkErr(t, err, `workflows/needs-config.yaml:3:3: task "a" has no config_file; tasks of the built-in rust executor need one naming the crate or .wasm module to run`)
+	_, err = p.LoadWorkflow(filepath.Join(root, "workflows", "crate-config.yaml"))
+	checkErr(t, err, `workflows/crate-config.yaml:3:3: task "a" has no config_file; executor "python" (a Rust executor crate) is given the path of its task's config file to read, so add config_file: with the path of that file, relative to the project root`)
 }
 
 func TestConfigJSONRoundTrip(t *testing.T) {
@@ -341,8 +347,8 @@ func TestFileOrderPreserved(t *testing.T) {
 		"ork.yaml":     "executors:\n  zeta: {type: rust}\n  alpha: {type: python}\n  mid: {type: a.b:C}\n",
 		"t.yaml":       "crate: c\n",
 		"c/Cargo.toml": "",
-		"w.yaml": "name: w\ntasks:\n  zulu: {executor: mid}\n  alpha: {executor: mid, depends_on: [zulu]}\n" +
-			"  mike: {executor: mid}\n  bravo: {executor: zeta, config_file: t.yaml}\n  yankee: {executor: mid}\n",
+		"w.yaml": "name: w\ntasks:\n  zulu: {executor: mid, config_file: t.yaml}\n  alpha: {executor: mid, config_file: t.yaml, depends_on: [zulu]}\n" +
+			"  mike: {executor: mid, config_file: t.yaml}\n  bravo: {executor: zeta, config_file: t.yaml}\n  yankee: {executor: mid, config_file: t.yaml}\n",
 	})
 	p := mustLoad(t, root)
 	if want := []string{"zeta", "alpha", "mid", "rust", "python"}; !reflect.DeepEqual(p.Order, want) {

@@ -225,6 +225,10 @@ func (p *Project) checkTask(d *fileDecoder, w *Workflow, t *Task, src *taskSrc) 
 		return
 	}
 	if !isBuiltin(e) {
+		if !src.hasConfig {
+			d.errorf(src.key, "task %q has no config_file; executor %q (%s) is given the path of its task's config file to read, so add config_file: with the path of that file, relative to the project root",
+				t.Name, e.Name, customKind(e))
+		}
 		return
 	}
 	switch {
@@ -234,6 +238,19 @@ func (p *Project) checkTask(d *fileDecoder, w *Workflow, t *Task, src *taskSrc) 
 		_, err := p.LoadTaskConfig(t)
 		d.c.addErr(err)
 	}
+}
+
+// customKind names what a custom executor's type makes it.
+func customKind(e *Executor) string {
+	switch e.Kind {
+	case KindPythonClass:
+		return "a Python executor class"
+	case KindModule:
+		return "a .wasm executor module"
+	case KindCrate:
+		return "a Rust executor crate"
+	}
+	return "a custom executor"
 }
 
 func isBuiltin(e *Executor) bool {

@@ -13,7 +13,8 @@ const Mask = "[redacted]"
 
 // Redactor replaces known secret values. The zero value redacts nothing.
 type Redactor struct {
-	r *strings.Replacer
+	r  *strings.Replacer
+	vs []string // the values, longest first
 }
 
 // New returns a Redactor for values (empty values are ignored). Longer values
@@ -42,7 +43,29 @@ func New(values ...string) *Redactor {
 	for _, v := range vs {
 		pairs = append(pairs, v, Mask)
 	}
-	return &Redactor{r: strings.NewReplacer(pairs...)}
+	return &Redactor{r: strings.NewReplacer(pairs...), vs: vs}
+}
+
+// CutTail masks s, text cut short, and also a start of a secret it ends
+// with: the rest of that secret was cut off, so String cannot match it.
+func (r *Redactor) CutTail(s string) string {
+	if r == nil || r.r == nil {
+		return s
+	}
+	s = r.r.Replace(s)
+	cut := 0 // the longest start of a secret s ends with
+	for _, v := range r.vs {
+		for k := min(len(v)-1, len(s)); k > cut; k-- {
+			if strings.HasSuffix(s, v[:k]) {
+				cut = k
+				break
+			}
+		}
+	}
+	if cut == 0 {
+		return s
+	}
+	return s[:len(s)-cut] + Mask
 }
 
 // String masks every secret in s.

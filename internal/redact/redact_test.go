@@ -24,3 +24,22 @@ func TestRedact(t *testing.T) {
 		t.Fatal("an empty redactor must change nothing")
 	}
 }
+
+func TestCutTail(t *testing.T) {
+	r := New("s3cr3t-longer", "xyz")
+	for in, want := range map[string]string{
+		"token s3cr3t-lo":        "token [redacted]",
+		"token s3cr3t-longer ok": "token [redacted] ok",
+		"ends in x":              "ends in [redacted]",
+		"ends in xy":             "ends in [redacted]",
+		"nothing here":           "nothing here",
+		"a whole xyz":            "a whole [redacted]",
+	} {
+		if got := r.CutTail(in); got != want {
+			t.Errorf("CutTail(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := (&Redactor{}).CutTail("s3cr"); got != "s3cr" {
+		t.Errorf("the zero Redactor changed %q", got)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/orkrun/ork/abi"
 	"github.com/orkrun/ork/internal/capability"
@@ -812,8 +813,8 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 		policy.Env = append(policy.Env, pyEnv...)
 		args = append([]string{"python", "-c", pythonBoot}, pt.python...)
 	}
-	stdout := &lineWriter{emit: func(s string) { tl.line("info", "stdout", s, nil) }}
-	stderr := &lineWriter{emit: func(s string) { tl.line("warn", "stderr", s, nil) }}
+	stdout := &lineWriter{red: red, emit: func(s string, raw int) { tl.add("info", "stdout", s, nil, raw) }}
+	stderr := &lineWriter{red: red, emit: func(s string, raw int) { tl.add("warn", "stderr", s, nil, raw) }}
 	task := runtime.Task{
 		Module: pt.module, Policy: policy, Session: sess,
 		Stdout: stdout, Stderr: stderr, Args: args,
@@ -904,13 +905,24 @@ type taskLog struct {
 	red     *redact.Redactor
 	stop    chan struct{}
 	stopped chan struct{}
+	limit   int64 // the bytes of log the attempt may produce
+	used    int64 // the bytes logged so far
+	full    bool  // limit reached: every further line is dropped
+	dropped int64 // the bytes dropped since
 }
+
+// MaxTaskLogBytes is how much log (guest stdout and stderr and structured
+// log records) one attempt of a task may produce. Beyond it further output
+// is dropped, so a task printing without end cannot grow ork's memory or
+// the run store; the task is not failed for it, and its log ends with a
+// line saying how much was dropped.
+const MaxTaskLogBytes = 16 << 20
 
 // logFlushEvery bounds how stale `ork logs --follow` can be.
 const logFlushEvery = 250 * time.Millisecond
 
 func newTaskLog(task string, attempt int, obs Observer, file io.Writer, rec *recorder, red *redact.Redactor) *taskLog {
-	l := &taskLog{task: task, attempt: attempt, obs: obs, file: file, rec: rec, red: red, stop: make(chan struct{}), stopped: make(chan struct{})}
+	l := &taskLog{task: task, attempt: attempt, obs: obs, file: file, rec: rec, red: red, stop: make(chan struct{}), stopped: make(chan struct{}), limit: MaxTaskLogBytes}
 	go func() {
 		defer close(l.stopped)
 		t := time.NewTicker(logFlushEvery)
@@ -933,10 +945,35 @@ func (l *taskLog) Log(_ string, rec abi.LogRecord) {
 }
 
 func (l *taskLog) line(level, source, msg string, fields map[string]any) {
+	l.add(level, source, msg, fields, -1)
+}
+
+// add logs a line unless the attempt's log is full; raw is what the line
+// stands for in the guest's output (-1: the line itself), counted as
+// dropped when it is.
+func (l *taskLog) add(level, source, msg string, fields map[string]any, raw int) {
 	msg, fields = l.red.String(msg), l.red.Fields(fields)
+	ff := FormatFields(fields)
+	size := int64(len(msg) + len(ff) + 1)
+	if raw < 0 {
+		raw = int(size)
+	}
+	l.mu.Lock()
+	if l.full || l.used+size > l.limit {
+		l.full = true
+		l.dropped += int64(raw)
+		l.mu.Unlock()
+		return
+	}
+	l.used += size
+	l.mu.Unlock()
+	l.write(level, source, msg, fields, ff)
+}
+
+func (l *taskLog) write(level, source, msg string, fields map[string]any, ff string) {
 	ln := LogLine{Time: time.Now(), Level: level, Source: source, Message: msg, Fields: fields}
 	l.mu.Lock()
-	fmt.Fprintf(l.file, "%s %-5s %s%s\n", ln.Time.Format(time.RFC3339Nano), level, msg, FormatFields(fields))
+	fmt.Fprintf(l.file, "%s %-5s %s%s\n", ln.Time.Format(time.RFC3339Nano), level, msg, ff)
 	if l.rec.st != nil {
 		l.pending = append(l.pending, store.LogLine{RunID: l.rec.runID, Task: l.task, Attempt: l.attempt, Time: ln.Time,
 			Level: level, Source: source, Message: msg, Fields: fields})
@@ -957,6 +994,13 @@ func (l *taskLog) flush() {
 
 // close flushes what is left; every line is stored before the attempt is.
 func (l *taskLog) close() {
+	l.mu.Lock()
+	full, dropped := l.full, l.dropped
+	l.mu.Unlock()
+	if full {
+		l.write("warn", "log", fmt.Sprintf("log limit reached: dropped the last %s (%d bytes) of this attempt's output; an attempt may log at most %s",
+			runtime.FormatBytes(uint64(dropped)), dropped, runtime.FormatBytes(uint64(l.limit))), nil, "")
+	}
 	close(l.stop)
 	<-l.stopped
 }
@@ -979,48 +1023,86 @@ func FormatFields(fields map[string]any) string {
 	return b.String()
 }
 
-// lineWriter splits a guest stream into lines and keeps the last few.
+// MaxLogLineBytes is the longest guest output line kept in a task's log;
+// the rest of a longer line is dropped and the line ends with a marker
+// saying how long it was.
+const MaxLogLineBytes = 16 << 10
+
+// lineWriter splits a guest stream into lines, cut at MaxLogLineBytes, and
+// keeps the last few. It holds at most one cut line in memory however much
+// the guest writes without a newline.
 type lineWriter struct {
-	emit func(string)
+	emit func(line string, raw int) // raw: the bytes the guest wrote for it
+	red  *redact.Redactor           // masks a secret the cut leaves half of
 	mu   sync.Mutex
-	buf  bytes.Buffer
+	buf  []byte // the current line, at most MaxLogLineBytes
+	over int    // bytes of the current line beyond buf, dropped
 	last []string
 }
-
-const maxLine = 64 << 10
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf.Write(p)
-	for {
-		i := bytes.IndexByte(w.buf.Bytes(), '\n')
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			if w.buf.Len() > maxLine {
-				w.push(w.buf.String())
-				w.buf.Reset()
-			}
-			return len(p), nil
+			w.take(p)
+			break
 		}
-		line := string(w.buf.Next(i + 1))
-		w.push(strings.TrimRight(line, "\r\n"))
+		w.take(p[:i])
+		w.end(1)
+		p = p[i+1:]
 	}
+	return n, nil
 }
 
-func (w *lineWriter) push(s string) {
+// take adds b to the current line, keeping what fits.
+func (w *lineWriter) take(b []byte) {
+	if room := MaxLogLineBytes - len(w.buf); room > 0 {
+		k := min(room, len(b))
+		w.buf = append(w.buf, b[:k]...)
+		b = b[k:]
+	}
+	w.over += len(b)
+}
+
+// end emits the current line; nl is the length of its terminator.
+func (w *lineWriter) end(nl int) {
+	raw := len(w.buf) + w.over + nl
+	var s string
+	if w.over == 0 {
+		s = strings.TrimRight(string(w.buf), "\r")
+	} else {
+		kept := w.buf
+		// Do not end the kept part in the middle of a UTF-8 sequence.
+		for i := len(kept) - 1; i >= 0 && i >= len(kept)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(kept[i]) {
+				if !utf8.FullRune(kept[i:]) {
+					kept = kept[:i]
+				}
+				break
+			}
+		}
+		s = fmt.Sprintf("%s… [line truncated: %d bytes, the first %d kept]", w.red.CutTail(string(kept)), len(w.buf)+w.over, len(kept))
+	}
+	w.buf, w.over = w.buf[:0], 0
+	w.push(s, raw)
+}
+
+func (w *lineWriter) push(s string, raw int) {
 	w.last = append(w.last, s)
 	if len(w.last) > 3 {
 		w.last = w.last[1:]
 	}
-	w.emit(s)
+	w.emit(s, raw)
 }
 
 // Flush emits a final unterminated line.
 func (w *lineWriter) Flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.buf.Len() > 0 {
-		w.push(w.buf.String())
-		w.buf.Reset()
+	if len(w.buf) > 0 || w.over > 0 {
+		w.end(0)
 	}
 }
