@@ -154,6 +154,9 @@ func (p *Project) decodeTask(d *fileDecoder, e pair) (*Task, *taskSrc) {
 				continue
 			}
 			clean, problem := cleanRel(s)
+			if problem == "" {
+				problem = hiddenFromTasks(clean)
+			}
 			if problem != "" {
 				d.errorf(f.Value, "config_file %q of task %q %s", s, e.Name, problem)
 				continue
@@ -190,6 +193,19 @@ func (p *Project) decodeTask(d *fileDecoder, e pair) (*Task, *taskSrc) {
 		d.errorf(e.Key, "%s", missingExecutor)
 	}
 	return t, src
+}
+
+// hiddenFromTasks says why a task could not read the project file rel (a
+// clean, slash-separated relative path), or "" when it can.
+func hiddenFromTasks(rel string) string {
+	top, _, _ := strings.Cut(rel, "/")
+	switch top {
+	case ".ork":
+		return "is inside .ork, which no task can see (ork keeps run records and databases there); keep task files elsewhere in the project"
+	case "tmp", "output":
+		return fmt.Sprintf("is under %s/, where a task sees its own %s directory (/%s) instead; move the file elsewhere in the project", top, map[string]string{"tmp": "scratch", "output": "output"}[top], top)
+	}
+	return ""
 }
 
 // checkTask runs the checks that need the project or the whole workflow.
