@@ -156,18 +156,26 @@ func TestWarehouseExampleOnSQLite(t *testing.T) {
 	assert.NoError(t, err)
 }
 
-// TestWarehouseExampleOnPostgres runs the same workflow on PostgreSQL: CI
-// starts one on 127.0.0.1 (toolchain/postgres-test-db.sh) and sets
-// ORK_TEST_POSTGRES_DSN.
-func TestWarehouseExampleOnPostgres(t *testing.T) {
-	dsn := os.Getenv("ORK_TEST_POSTGRES_DSN")
+// postgresDSN returns the test database's DSN (parsed too) and its
+// password, skipping the test where there is none.
+func postgresDSN(t *testing.T) (dsn string, u *url.URL, password string) {
+	t.Helper()
+	dsn = os.Getenv("ORK_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		t.Skip("ORK_TEST_POSTGRES_DSN is not set (toolchain/postgres-test-db.sh prints one)")
 	}
 	u, err := url.Parse(dsn)
 	require.NoError(t, err)
-	password, _ := u.User.Password()
+	password, _ = u.User.Password()
 	require.NotEmpty(t, password, "the test DSN holds the password")
+	return dsn, u, password
+}
+
+// TestWarehouseExampleOnPostgres runs the same workflow on PostgreSQL: CI
+// starts one on 127.0.0.1 (toolchain/postgres-test-db.sh) and sets
+// ORK_TEST_POSTGRES_DSN.
+func TestWarehouseExampleOnPostgres(t *testing.T) {
+	dsn, _, password := postgresDSN(t)
 	dir := copyWarehouse(t)
 	installWarehouse(t, dir)
 	// Unchanged ork.yaml: the DSN, password included, comes from the environment.
@@ -207,14 +215,7 @@ def run(ctx, upstream, table):
 // nowhere, not in --json, the logs or the run store. The task's executor
 // is granted the connection but not the secret.
 func TestPostgresPasswordFromSecret(t *testing.T) {
-	dsn := os.Getenv("ORK_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("ORK_TEST_POSTGRES_DSN is not set (toolchain/postgres-test-db.sh prints one)")
-	}
-	u, err := url.Parse(dsn)
-	require.NoError(t, err)
-	password, _ := u.User.Password()
-	require.NotEmpty(t, password, "the test DSN holds the password")
+	dsn, u, password := postgresDSN(t)
 	u.User = url.User(u.User.Username())
 	bare := u.String()
 	require.NotContains(t, bare, password)
