@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -275,7 +277,7 @@ func (s *Session) capability(ctx context.Context, op string, req []byte) ([]byte
 		d := json.NewDecoder(bytes.NewReader(req))
 		d.DisallowUnknownFields()
 		d.UseNumber()
-		if e := d.Decode(&r); e != nil || r.Connection == "" {
+		if e := jsonProblem(d.Decode(&r)); e != nil || r.Connection == "" {
 			return nil, Trapf(op, "request must be {\"connection\": str, \"sql\": str, \"params\": [...]}: %v", e)
 		}
 		for i, p := range r.Params {
@@ -375,7 +377,37 @@ func strictUnmarshal(b []byte, v any) error {
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
-	return d.Decode(v)
+	return jsonProblem(d.Decode(v))
+}
+
+// jsonProblem words a decoding error in the request's terms (JSON fields
+// and types) rather than Go's, for guests in any language.
+func jsonProblem(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		want := "a " + te.Type.Kind().String()
+		switch te.Type.Kind() {
+		case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			want = "a number"
+		case reflect.String:
+			want = "a string"
+		case reflect.Bool:
+			want = "true or false"
+		case reflect.Map, reflect.Struct:
+			want = "an object"
+		case reflect.Slice, reflect.Array:
+			want = "an array"
+		}
+		if te.Field == "" {
+			return fmt.Errorf("got a JSON %s, want %s", te.Value, want)
+		}
+		return fmt.Errorf("field %q: got a JSON %s, want %s", te.Field, te.Value, want)
+	}
+	if err != nil && strings.HasPrefix(err.Error(), "json: unknown field ") {
+		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return err
 }
 
 func preview(b []byte) string {

@@ -310,7 +310,7 @@ func TestABIMisuseTraps(t *testing.T) {
 		{"bad json", "bad_json", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "log", "{oops")`, "request is not valid JSON"},
 		{"nothing pending", "response_none", `fetch(bytearray(64))`, "no pending response"},
 		{"wrong version", "wrong_version", `call(bytearray(256), "abi.hello", '{"abi":2}')`, "was built for ork host ABI v2, but this ork speaks v1"},
-		{"wrong shape", "wrong_shape", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "metrics.record", '{"name":"x","value":"high","labels":{}}')`, `host ABI misuse in "metrics.record": request must be {"name": str, "value": number, "labels": {str: str}}: json: cannot unmarshal string into Go struct field Metric.value of type float64`},
+		{"wrong shape", "wrong_shape", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "metrics.record", '{"name":"x","value":"high","labels":{}}')`, `host ABI misuse in "metrics.record": request must be {"name": str, "value": number, "labels": {str: str}}: field "value": got a JSON string, want a number`},
 		{"op name too long", "long_op", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, "x" * 65, "")`, "host ABI misuse: operation name of 65 bytes exceeds the 64-byte limit"},
 		{"op name not UTF-8", "non_utf8_op", `mb = bytearray(256); call(mb, "abi.hello", '{"abi":1}'); call(mb, b"task.\xff", "")`, "host ABI misuse: operation name is not valid UTF-8"},
 		{"oversized request", "oversized", "", "exceeds the 16 MiB limit"},
