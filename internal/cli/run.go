@@ -147,17 +147,13 @@ func displayPath(p *project.Project, abs string) string {
 	if err != nil {
 		return abs
 	}
-	inside := func(root, dir string) bool {
-		r, err := filepath.Rel(root, dir)
-		return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
-	}
 	root := p.Root
-	if !inside(root, cwd) {
+	if !project.Within(root, cwd) {
 		// The current directory (resolved by the OS) or the root may go
 		// through a symlink.
 		r, err1 := filepath.EvalSymlinks(root)
 		c, err2 := filepath.EvalSymlinks(cwd)
-		if err1 != nil || err2 != nil || !inside(r, c) {
+		if err1 != nil || err2 != nil || !project.Within(r, c) {
 			return abs
 		}
 		root, cwd = r, c

@@ -118,9 +118,6 @@ type runJSON struct {
 	Params       map[string]any `json:"params"`
 }
 
-// effectiveStatus shows a run whose ork process died as interrupted.
-func effectiveStatus(r store.Run) string { return runner.EffectiveStatus(r) }
-
 func runsListRun(ctx context.Context, opts *runsListOptions) error {
 	st, err := opts.open(ctx)
 	if err != nil {
@@ -139,7 +136,7 @@ func runsListRun(ctx context.Context, opts *runsListOptions) error {
 	}
 	out := []runJSON{}
 	for _, r := range runs {
-		s := effectiveStatus(r)
+		s := runner.EffectiveStatus(r)
 		if opts.Status != "" && s != opts.Status {
 			continue
 		}
@@ -236,7 +233,7 @@ func runsShowRun(ctx context.Context, opts *runsShowOptions, id string) error {
 	if err != nil {
 		return failedErr(err)
 	}
-	sum.Status = effectiveStatus(*run)
+	sum.Status = runner.EffectiveStatus(*run)
 	var atts []store.Attempt
 	if opts.Attempts {
 		if atts, err = st.Attempts(ctx, id); err != nil {
@@ -444,7 +441,7 @@ func logsRun(ctx context.Context, opts *logsOptions, id, task string) error {
 		if err != nil {
 			return failedErr(err)
 		}
-		if s := effectiveStatus(*run); s != "running" {
+		if s := runner.EffectiveStatus(*run); s != "running" {
 			// One more read: lines stored just before the run ended.
 			if rest, err := st.Logs(ctx, id, task, after, 1); err == nil && len(rest) > 0 {
 				continue

@@ -149,6 +149,12 @@ func (p *Project) Rel(abs string) string {
 	return abs
 }
 
+// Within reports whether the absolute path abs is root or below it.
+func Within(root, abs string) bool {
+	_, ok := relInside(root, abs)
+	return ok
+}
+
 func relInside(root, abs string) (string, bool) {
 	r, err := filepath.Rel(root, abs)
 	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/orkrun/ork/abi"
+	"github.com/orkrun/ork/internal/project"
 	"github.com/orkrun/ork/runtime"
 )
 
@@ -53,7 +54,7 @@ func projectMounts(root string) ([]runtime.Mount, error) {
 		// A link is followed only to something inside the project, as
 		// inside the sandbox.
 		real, err := filepath.EvalSymlinks(src)
-		if err != nil || !within(real, realRoot) || within(real, filepath.Join(realRoot, stateDir)) {
+		if err != nil || !project.Within(realRoot, real) || project.Within(filepath.Join(realRoot, stateDir), real) {
 			continue
 		}
 		info, err := os.Stat(real)
@@ -89,11 +90,6 @@ func projectMounts(root string) ([]runtime.Mount, error) {
 	}
 	sort.Slice(mounts[1:], func(i, j int) bool { return mounts[1+i].GuestPath < mounts[1+j].GuestPath })
 	return mounts, nil
-}
-
-// within reports whether path is dir or below it.
-func within(path, dir string) bool {
-	return path == dir || strings.HasPrefix(path, dir+string(filepath.Separator))
 }
 
 // ensureDir makes dst an empty directory (a mount point in the view).
@@ -180,7 +176,7 @@ func removeEscapingLinks(dir string) []string {
 		if !filepath.IsAbs(target) {
 			target = filepath.Join(filepath.Dir(path), target)
 		}
-		if !within(filepath.Clean(target), dir) {
+		if !project.Within(dir, filepath.Clean(target)) {
 			if os.Remove(path) == nil {
 				rel, _ := filepath.Rel(dir, path)
 				removed = append(removed, rel)

@@ -850,11 +850,8 @@ func (r *Runner) runTask(ctx context.Context, runID, runDir string, wf *project.
 		rep := sess.Reported()
 		if rep != nil && rep.Kind != "config" && strings.HasPrefix(rep.Message, "MemoryError") {
 			// An interpreter turns a refused memory.grow into an exception.
-			limit := policy.MemoryBytes
-			if limit == 0 {
-				limit = runtime.DefaultMemoryBytes
-			}
-			return fail(runtime.ReasonMemory, fmt.Sprintf("exceeded the memory limit of %s (%s): %s", runtime.FormatBytes(limit), policy.MemoryLimitFrom(), rep.Message))
+			// (taskPolicy always sets the limit.)
+			return fail(runtime.ReasonMemory, fmt.Sprintf("exceeded the memory limit of %s (%s): %s", runtime.FormatBytes(policy.MemoryBytes), policy.MemoryLimitFrom(), rep.Message))
 		}
 		return fail(failureReason(f, rep), failureMessage(f, rep, stderr.last))
 	}
