@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,6 +119,9 @@ func nodeValue(n *yaml.Node, depth int) (any, error) {
 		var v any
 		if err := n.Decode(&v); err != nil {
 			return nil, err
+		}
+		if f, ok := v.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
+			return nil, fmt.Errorf("%s is not a finite number, which JSON can't hold", n.Value)
 		}
 		return v, nil
 	}
